@@ -1,0 +1,96 @@
+# libcompress - one non-recursive Makefile.
+#   make            build every tool into bin/
+#   make check      install missing dependencies, build, run unit + CLI tests + fuzz smoke
+#   make demo       install missing dependencies, build, run the demo grid
+#   make deps       install the Debian packages (as root), or print the command
+#   make install PREFIX=/usr/local
+#   make asan       build and test with AddressSanitizer/UBSan
+#   make bench      benchmarks (not tests)
+
+PREFIX   ?= /usr/local
+LC_SHARED ?= $(abspath ../shared)
+export LC_SHARED
+
+CC       ?= cc
+OPT      ?= -O2
+CFLAGS   ?= $(OPT) -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-format-truncation -fno-strict-aliasing -pthread -MMD -MP
+CPPFLAGS += -Ilibcompress $(shell pkg-config --cflags hdf5 2>/dev/null)
+HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null)
+# hdf5_hl lives beside hdf5 (Debian: libhdf5_serial_hl).
+HDF5_HL  := $(patsubst -lhdf5%,-lhdf5%_hl,$(filter -lhdf5%,$(HDF5_LIBS)))
+# Not `pkg-config --libs gsl`: it adds -lgslcblas, which shadows OpenBLAS's cblas.
+LDLIBS   += -Wl,--as-needed $(HDF5_HL) $(HDF5_LIBS) -lsqlite3 -lgsl -llapacke -lopenblas -lm -lpthread
+
+BUILD    := build
+LIB      := $(BUILD)/libcompress.a
+LIB_SRC  := $(wildcard libcompress/*.c)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+TOOLS    := $(patsubst cmd/%.c,bin/%,$(wildcard cmd/lc-*.c))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+CLI_TESTS := $(sort $(wildcard tests/cli/t[0-9]*.sh))
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all check unit cli fuzz-smoke demo deps install asan bench clean
+all: $(TOOLS)
+
+# Dependencies are checked once per build tree; `make deps` forces it.
+$(DEPS_STAMP):
+	@./pipelines/deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+deps:
+	@./pipelines/deps.sh
+
+$(BUILD)/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+bin/%: $(BUILD)/cmd/%.o $(LIB)
+	@mkdir -p bin
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+
+unit: $(UNIT_BIN)
+	@fail=0; for t in $(UNIT_BIN); do \
+	  echo "== $$t"; $$t || { echo "FAIL: $$t"; fail=1; }; done; exit $$fail
+
+cli: $(TOOLS)
+	@./tests/cli/run.sh $(CLI_TESTS)
+
+fuzz-smoke: | $(DEPS_STAMP)
+	@./tests/fuzz/smoke.sh $(FUZZ_SRC)
+
+check: all unit cli fuzz-smoke
+	@echo "make check: all passed"
+
+demo: all
+	@./pipelines/demo.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+
+asan:
+	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 \
+	  CFLAGS_EXTRA= CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
+	  LDFLAGS="-fsanitize=address,undefined" unit
+
+bench: all
+	@./pipelines/bench.sh
+
+clean:
+	rm -rf $(BUILD) build-asan bin fuzz-out
+
+-include $(LIB_OBJ:.o=.d) $(UNIT_BIN:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) $(TOOLS:bin/%=$(BUILD)/cmd/%.d)

@@ -1,0 +1,99 @@
+/* lc-import: foreign checkpoint (Hugging Face dir, GGUF, llama2.c) -> container. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "import.h"
+
+static const char usage[] =
+    "usage: lc-import [options] SOURCE\n"
+    "Convert a model into a libcompress container (HDF5).\n"
+    "SOURCE is a Hugging Face directory (config.json, *.safetensors, tokenizer.model),\n"
+    "a GGUF file, or a llama2.c legacy checkpoint (.bin).\n"
+    "\n"
+    "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
+    "  -f, --format KIND     auto (default), hf, gguf or llama2c\n"
+    "  -t, --tokenizer FILE  llama2.c tokenizer.bin (default: tokenizer.bin or tokN.bin beside SOURCE)\n"
+    "  -q, --quiet           no log lines on stderr\n"
+    "  -h, --help            this text\n"
+    "  -V, --version         print the version\n";
+
+/* Options, as parsed from the command line. */
+struct opts {
+    const char *source;    /* input path */
+    const char *output;    /* "-" = stdout */
+    const char *tokenizer; /* llama2.c tokenizer override, or NULL */
+    lc_import_kind kind;   /* LC_IMPORT_UNKNOWN = detect */
+};
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    static const struct option lo[] = {{"output", 1, 0, 'o'}, {"format", 1, 0, 'f'}, {"tokenizer", 1, 0, 't'},
+                                       {"quiet", 0, 0, 'q'},  {"help", 0, 0, 'h'},   {"version", 0, 0, 'V'},
+                                       {0, 0, 0, 0}};
+    int c;
+    *o = (struct opts){.output = "-"};
+    while ((c = getopt_long(argc, argv, "o:f:t:qhV", lo, NULL)) != -1) {
+        switch (c) {
+        case 'o': o->output = optarg; break;
+        case 't': o->tokenizer = optarg; break;
+        case 'q': lc_set_quiet(1); break;
+        case 'h': fputs(usage, stdout); return 1;
+        case 'V': puts("lc-import " LC_VERSION); return 1;
+        case 'f':
+            if (!strcmp(optarg, "hf")) o->kind = LC_IMPORT_HF;
+            else if (!strcmp(optarg, "gguf")) o->kind = LC_IMPORT_GGUF;
+            else if (!strcmp(optarg, "llama2c")) o->kind = LC_IMPORT_LLAMA2C;
+            else if (strcmp(optarg, "auto")) {
+                fprintf(stderr, "lc-import: --format: unknown kind '%s' (auto, hf, gguf, llama2c)\n", optarg);
+                return 2;
+            }
+            break;
+        default: fputs("Try 'lc-import --help' for more information.\n", stderr); return 2;
+        }
+    }
+    if (optind != argc - 1) {
+        fprintf(stderr, "lc-import: expected one SOURCE\nTry 'lc-import --help' for more information.\n");
+        return 2;
+    }
+    o->source = argv[optind];
+    return 0;
+}
+
+static int run(const struct opts *o, int argc, char **argv)
+{
+    lc_import_kind kind = o->kind ? o->kind : lc_import_detect(o->source);
+    if (kind == LC_IMPORT_UNKNOWN)
+        return lc_error("%s: cannot tell the format (not a directory, GGUF or llama2.c file)", o->source);
+    if (kind == LC_IMPORT_CONTAINER)
+        return lc_error("%s: already a libcompress container", o->source);
+    lc_container *out;
+    lc_import_report rep;
+    if (lc_container_create(o->output, &out))
+        return -1;
+    int rc = kind == LC_IMPORT_HF     ? lc_import_hf(o->source, out, &rep)
+             : kind == LC_IMPORT_GGUF ? lc_import_gguf(o->source, out, &rep)
+                                      : lc_import_llama2c(o->source, o->tokenizer, out, &rep);
+    if (rc || lc_container_add_lineage(out, NULL, "lc-import", argc, argv, rep.digest, rep.note)) {
+        lc_container_abort(out);
+        return -1;
+    }
+    if (rep.note[0])
+        lc_log("lc-import: %s\n", rep.note);
+    return lc_container_close(out);
+}
+
+int main(int argc, char **argv)
+{
+    struct opts o;
+    char **args = lc_cli_init(argc, argv); /* before getopt permutes argv */
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (run(&o, argc, args)) {
+        fprintf(stderr, "lc-import: %s\n", lc_errmsg());
+        return 1;
+    }
+    return 0;
+}

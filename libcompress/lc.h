@@ -1,0 +1,162 @@
+/*
+ * libcompress core types: errors, model configuration, tensors.
+ *
+ * Error model: every libcompress function that can fail returns 0 on success
+ * and -1 on failure, after recording a one-line message with lc_error().  The
+ * caller (normally a cmd/ main) reads it with lc_errmsg().  The library never
+ * calls exit() and never prints except through the progress/log helpers,
+ * which write to stderr.
+ *
+ * Ownership: a struct filled by an _init, _load or _read function is released
+ * with the matching _release or _free function; releasing a zeroed struct is a
+ * no-op, so `T x = {0}; ...; t_release(&x);` is always safe.
+ */
+#ifndef LC_H
+#define LC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define LC_VERSION "0.1.0"
+
+/* ---- errors ------------------------------------------------------------ */
+
+/* Record a message (printf format).  Always returns -1 so that
+ * `return lc_error("...")` reads naturally. */
+int lc_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prefix the current message with "prefix: " (adds context on the way up). */
+int lc_error_prefix(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+const char *lc_errmsg(void);
+
+/* Log line to stderr unless quiet mode is set. */
+void lc_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void lc_set_quiet(int quiet);
+
+/* Checked arithmetic for sizes read from files: return -1 on overflow. */
+int lc_mul_size(size_t a, size_t b, size_t *out);
+int lc_add_size(size_t a, size_t b, size_t *out);
+
+/* malloc that records an error message on failure (and refuses 0). */
+void *lc_malloc(size_t n);
+void *lc_calloc(size_t n, size_t size);
+
+/* Whole-file reading.  `path` "-" means stdin.  Caps the size at max_bytes
+ * (0 = no cap).  The buffer is NUL-terminated (one extra byte). */
+int lc_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len);
+
+/* Half-precision conversions (IEEE binary16 and bfloat16), exact for
+ * f16/bf16 -> f32 and round-to-nearest-even for f32 -> f16/bf16. */
+float lc_f16_to_f32(uint16_t h);
+uint16_t lc_f32_to_f16(float f);
+float lc_bf16_to_f32(uint16_t h);
+uint16_t lc_f32_to_bf16(float f);
+
+/* 64-bit content digest (XXH64, seed 0), printed as 16 hex digits. */
+typedef struct lc_hash { uint64_t v[4]; uint64_t total; uint8_t buf[32]; size_t nbuf; } lc_hash;
+void lc_hash_init(lc_hash *h);
+void lc_hash_update(lc_hash *h, const void *p, size_t n);
+uint64_t lc_hash_final(const lc_hash *h);
+uint64_t lc_hash_bytes(const void *p, size_t n);
+/* Digest of a file's bytes ("-" not allowed).  hex must hold 17 bytes. */
+int lc_hash_file(const char *path, char hex[17]);
+
+/* ---- model configuration ----------------------------------------------- */
+
+/* Hyperparameters of a Llama-family decoder.  Stored as attributes of the
+ * container's /config group (docs/FORMAT.md). */
+typedef struct lc_config {
+    char arch[32];        /* "llama" */
+    int dim;              /* hidden size */
+    int n_layers;
+    int n_heads;
+    int n_kv_heads;
+    int head_dim;         /* usually dim / n_heads */
+    int ffn_dim;          /* SwiGLU intermediate size */
+    int vocab_size;
+    int max_seq_len;
+    double rope_theta;
+    double norm_eps;
+    int tied_embeddings;  /* output head shares tok_embeddings */
+    int bos_id, eos_id;
+} lc_config;
+
+/* Check that every field is present and sane (bounded, consistent). */
+int lc_config_validate(const lc_config *c);
+
+/* ---- tensors ----------------------------------------------------------- */
+
+/* Encodings.  Numbers are stored in files: append only, never reuse. */
+typedef enum lc_encoding {
+    LC_ENC_DENSE = 0,  /* plain array of dtype */
+    LC_ENC_QUANT = 1,  /* group-quantized integer codes (see lc_qform) */
+} lc_encoding;
+
+typedef enum lc_dtype {
+    LC_DT_F32 = 0,
+    LC_DT_F16 = 1,
+    LC_DT_BF16 = 2,
+} lc_dtype;
+
+/* How a group of quantized codes maps back to weights (b = bits, u the
+ * stored unsigned code in [0, 2^b)):
+ *   LC_QF_SYM : w = s * (u - 2^(b-1))          (GGUF Q8_0, Q4_0)
+ *   LC_QF_MIN : w = s * u + m                  (GGUF Q4_1)
+ *   LC_QF_ZERO: w = s * (u - z), z an integer  (GPTQ asymmetric)
+ * s and m are binary16; z is stored as one byte per group. */
+typedef enum lc_qform {
+    LC_QF_SYM = 0,
+    LC_QF_MIN = 1,
+    LC_QF_ZERO = 2,
+} lc_qform;
+
+#define LC_MAX_DIMS 4
+#define LC_NAME_MAX 128
+
+/* One tensor in memory.  Shapes are row-major, outermost first (PyTorch
+ * order): a linear layer y = W x with W of shape [out, in].  For
+ * LC_ENC_QUANT tensors groups run along the last (inner) dimension;
+ * `codes` holds rows * row_bytes bytes where row_bytes = ceil(in * bits / 8)
+ * and, for bits == 4, each 32-code block is packed as GGUF does: byte j holds
+ * code j in its low nibble and code j + 16 in its high nibble.  Other widths
+ * are a little-endian bit stream per row. */
+typedef struct lc_tensor {
+    char name[LC_NAME_MAX];
+    int ndim;
+    int64_t shape[LC_MAX_DIMS];
+    lc_encoding enc;
+    lc_dtype dtype;        /* LC_ENC_DENSE: element type */
+    void *data;            /* dense elements, or packed codes */
+    size_t data_bytes;
+    /* LC_ENC_QUANT only */
+    int bits, group;
+    lc_qform qform;
+    uint16_t *scales;      /* binary16, rows * (in / group) */
+    uint16_t *mins;        /* binary16, LC_QF_MIN only */
+    uint8_t *zeros;        /* LC_QF_ZERO only */
+    size_t n_groups;       /* rows * (in / group) */
+} lc_tensor;
+
+void lc_tensor_release(lc_tensor *t);
+int64_t lc_tensor_numel(const lc_tensor *t);
+int64_t lc_tensor_rows(const lc_tensor *t);   /* product of all but the last dim */
+int64_t lc_tensor_cols(const lc_tensor *t);   /* last dim */
+size_t lc_dtype_size(lc_dtype dt);
+const char *lc_dtype_name(lc_dtype dt);
+/* Bytes the tensor occupies in the container (data + scales + mins + zeros). */
+size_t lc_tensor_stored_bytes(const lc_tensor *t);
+/* Human-readable encoding ("f32", "bf16", "q4 sym g32", ...). */
+void lc_tensor_encoding_str(const lc_tensor *t, char *buf, size_t n);
+/* Check internal consistency: byte counts against shape/encoding. */
+int lc_tensor_validate(const lc_tensor *t);
+/* Set up a dense tensor with freshly allocated (uninitialised) storage. */
+int lc_tensor_alloc_dense(lc_tensor *t, const char *name, lc_dtype dt, int ndim, const int64_t *shape);
+/* Set up a quantized tensor (2-D) with allocated codes/scales[/mins|zeros]. */
+int lc_tensor_alloc_quant(lc_tensor *t, const char *name, int64_t rows, int64_t cols,
+                          int bits, int group, lc_qform qf);
+/* Decode any encoding into f32 (rows*cols floats, caller-allocated). */
+int lc_tensor_to_f32(const lc_tensor *t, float *out);
+/* Count NaN/Inf values in the decoded tensor (dense or quantized scales). */
+int64_t lc_tensor_count_nonfinite(const lc_tensor *t);
+
+#endif

@@ -1,0 +1,50 @@
+# Shell test library for CLI tests (sourced by tests/cli/tNNNN-*.sh).
+# In the spirit of git's test-lib: each check runs the command under test
+# directly (never in a pipe, which would hide its exit status).
+set -u
+TOP=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=$TOP/bin
+PATH=$BIN:$PATH
+: "${LC_SHARED:=$TOP/../shared}"
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/lc-cli.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT
+export LC_LEDGER_DB="$TMP/ledger.db"
+n_fail=0
+n_ok=0
+
+ok() { n_ok=$((n_ok + 1)); echo "ok - $*"; }
+not_ok() { n_fail=$((n_fail + 1)); echo "not ok - $*"; sed 's/^/#   /' "$TMP/err" 2>/dev/null | head -20; }
+
+have_shared() { [ -d "$LC_SHARED/models" ]; }
+
+# run CMD...: stdout -> $TMP/out, stderr -> $TMP/err, status -> $rc
+run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
+
+# expect_code CODE DESC CMD...: exit status must be CODE
+expect_code() {
+  want=$1 desc=$2; shift 2
+  run "$@"
+  if [ "$rc" = "$want" ]; then ok "$desc"; else echo "# exit $rc, expected $want: $*"; not_ok "$desc"; fi
+}
+
+# expect_fail_clean CODE DESC CMD...: exit CODE, nothing on stdout, a message on stderr
+expect_fail_clean() {
+  want=$1 desc=$2; shift 2
+  run "$@"
+  if [ "$rc" != "$want" ]; then echo "# exit $rc, expected $want: $*"; not_ok "$desc"
+  elif [ -s "$TMP/out" ]; then echo "# stdout not empty: $*"; not_ok "$desc"
+  elif [ ! -s "$TMP/err" ]; then echo "# no message on stderr: $*"; not_ok "$desc"
+  elif [ "$(wc -l <"$TMP/err")" -gt 3 ]; then echo "# more than a short message on stderr"; not_ok "$desc"
+  else ok "$desc"; fi
+}
+
+# check DESC CMD...: CMD (a test expression or function) must succeed
+check() {
+  desc=$1; shift
+  if "$@"; then ok "$desc"; else echo "# failed: $*"; not_ok "$desc"; fi
+}
+
+done_testing() {
+  echo "# $n_ok passed, $n_fail failed"
+  [ "$n_fail" = 0 ]
+}
