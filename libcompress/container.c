@@ -367,6 +367,19 @@ static int open_common(lc_container *c)
     return 0;
 }
 
+/* File-image callbacks that let the core driver read a buffer we own without
+ * copying it (a read-only open never reallocates).  udata is the buffer. */
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata) { return udata; }
+static void *image_memcpy(void *dst, const void *src, size_t n, H5FD_file_image_op_t op, void *udata)
+{
+    if (dst != src)
+        memmove(dst, src, n);
+    return dst;
+}
+static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata) { return 0; }
+static void *image_udata_copy(void *udata) { return udata; }
+static herr_t image_udata_free(void *udata) { return 0; }
+
 /* Open an image we own (taken over: freed with the container). */
 static int open_image(uint8_t *img, size_t len, const char *label, lc_container **out)
 {
@@ -381,8 +394,17 @@ static int open_image(uint8_t *img, size_t len, const char *label, lc_container 
         container_free(c);
         return lc_error("%s: not an HDF5 file (bad signature)", label);
     }
-    /* HDF5 reads our buffer in place; it is freed after H5Fclose */
-    c->file = H5LTopen_file_image(img, len, H5LT_FILE_IMAGE_DONT_COPY | H5LT_FILE_IMAGE_DONT_RELEASE);
+    /* HDF5 reads our buffer in place (see image_* callbacks); freed after H5Fclose */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5FD_file_image_callbacks_t cb = {image_malloc, image_memcpy, NULL, image_free, image_udata_copy,
+                                      image_udata_free, c->image};
+    char name[64];
+    snprintf(name, sizeof name, "lc-image-%p", (void *)c);
+    if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 16, 0) >= 0 && H5Pset_file_image_callbacks(fapl, &cb) >= 0 &&
+        H5Pset_file_image(fapl, img, len) >= 0)
+        c->file = H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
     if (c->file < 0) {
         lc_error("%s: cannot open HDF5 image: %s", label, h5_detail());
         container_free(c);

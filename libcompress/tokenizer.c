@@ -514,15 +514,15 @@ static int pb_key(pb *r, uint32_t *field, int *wt)
 }
 
 /* Length-delimited payload as a sub-reader. */
-static int pb_sub(pb *r, pb *sub, const char *what)
+static int pb_sub(pb *r, uint32_t field, pb *sub, const char *what)
 {
     uint64_t n;
     if (pb_varint(r, &n) < 0)
         return -1;
     if (n > (uint64_t)(r->end - r->p))
-        return lc_error("sentencepiece model: %s: length %llu exceeds the %zu bytes left at byte %zu",
-                        r->what, (unsigned long long)n, (size_t)(r->end - r->p),
-                        (size_t)(r->p - r->base));
+        return lc_error("sentencepiece model: %s: field %u: length %llu exceeds the %zu bytes "
+                        "left at byte %zu", r->what, field, (unsigned long long)n,
+                        (size_t)(r->end - r->p), (size_t)(r->p - r->base));
     *sub = (pb){r->p, r->p + n, r->base, what};
     r->p += n;
     return 0;
@@ -536,7 +536,7 @@ static int pb_skip(pb *r, uint32_t field, int wt)
     case WT_VARINT:
         return pb_varint(r, &v);
     case WT_LEN:
-        return pb_sub(r, &sub, r->what);
+        return pb_sub(r, field, &sub, r->what);
     case WT_I64:
     case WT_I32: {
         size_t n = wt == WT_I64 ? 8 : 4;
@@ -627,7 +627,7 @@ static int parse_normalizer_spec(pb m, spm_spec *s, int denorm)
         pb sub;
         if (pb_key(&m, &f, &wt) < 0)
             return -1;
-        if ((f == 1 || f == 2) && (pb_expect(&m, f, wt, WT_LEN) < 0 || pb_sub(&m, &sub, m.what) < 0))
+        if ((f == 1 || f == 2) && (pb_expect(&m, f, wt, WT_LEN) < 0 || pb_sub(&m, f, &sub, m.what) < 0))
             return -1;
         if (f == 2) {
             size_t n = (size_t)(sub.end - sub.p);
@@ -665,7 +665,7 @@ static int parse_piece(pb m, const uint8_t **p, size_t *n, float *score, int32_t
         if (pb_key(&m, &f, &wt) < 0)
             return -1;
         if (f == 1) {
-            if (pb_expect(&m, f, wt, WT_LEN) < 0 || pb_sub(&m, &sub, m.what) < 0)
+            if (pb_expect(&m, f, wt, WT_LEN) < 0 || pb_sub(&m, f, &sub, m.what) < 0)
                 return -1;
             *p = sub.p;
             *n = (size_t)(sub.end - sub.p);
@@ -701,7 +701,7 @@ static int parse_piece(pb m, const uint8_t **p, size_t *n, float *score, int32_t
 static int parse_model(const uint8_t *buf, size_t len, spm_spec *s, int *n_pieces,
                        size_t *blob_len, lc_tokenizer *tk)
 {
-    pb r = {buf, buf + len, buf, "model"};
+    pb r = {buf, buf + len, buf, "top level"};
     int n = 0;
     size_t off = 0;
     char what[32];
@@ -719,7 +719,7 @@ static int parse_model(const uint8_t *buf, size_t len, spm_spec *s, int *n_piece
             size_t plen;
             float score;
             int32_t type;
-            if (pb_expect(&r, f, wt, WT_LEN) < 0 || pb_sub(&r, &sub, what) < 0 ||
+            if (pb_expect(&r, f, wt, WT_LEN) < 0 || pb_sub(&r, f, &sub, what) < 0 ||
                 parse_piece(sub, &p, &plen, &score, &type) < 0)
                 return -1;
             if (tk) {
@@ -733,7 +733,7 @@ static int parse_model(const uint8_t *buf, size_t len, spm_spec *s, int *n_piece
         } else if (f == 2 || f == 3 || f == 5) {
             const char *name = f == 2 ? "trainer_spec" : f == 3 ? "normalizer_spec"
                                                                 : "denormalizer_spec";
-            if (pb_expect(&r, f, wt, WT_LEN) < 0 || pb_sub(&r, &sub, name) < 0)
+            if (pb_expect(&r, f, wt, WT_LEN) < 0 || pb_sub(&r, f, &sub, name) < 0)
                 return -1;
             /* Repeated occurrences of a message merge, as in protobuf. */
             if (!tk && (f == 2 ? parse_trainer_spec(sub, s) : parse_normalizer_spec(sub, s, f == 5)) < 0)
