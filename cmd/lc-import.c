@@ -8,6 +8,7 @@
 
 static const char usage[] =
     "usage: lc-import [options] SOURCE\n"
+    "       lc-import [options] --synthetic SEED\n"
     "Convert a model into a libcompress container (HDF5).\n"
     "SOURCE is a Hugging Face directory (config.json, *.safetensors, tokenizer.model),\n"
     "a GGUF file, or a llama2.c legacy checkpoint (.bin).\n"
@@ -15,6 +16,8 @@ static const char usage[] =
     "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
     "  -f, --format KIND     auto (default), hf, gguf or llama2c\n"
     "  -t, --tokenizer FILE  llama2.c tokenizer.bin (default: tokenizer.bin or tokN.bin beside SOURCE)\n"
+    "      --synthetic SEED  write a deterministic random model (byte vocabulary) instead;\n"
+    "                        labelled SYNTHETIC in its lineage, for demos and tests only\n"
     "  -q, --quiet           no log lines on stderr\n"
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n";
@@ -25,12 +28,14 @@ struct opts {
     const char *output;    /* "-" = stdout */
     const char *tokenizer; /* llama2.c tokenizer override, or NULL */
     lc_import_kind kind;   /* LC_IMPORT_UNKNOWN = detect */
+    int synthetic;         /* --synthetic given */
+    long seed;             /* its seed */
 };
 
 static int parse(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {{"output", 1, 0, 'o'}, {"format", 1, 0, 'f'}, {"tokenizer", 1, 0, 't'},
-                                       {"quiet", 0, 0, 'q'},  {"help", 0, 0, 'h'},   {"version", 0, 0, 'V'},
+                                       {"quiet", 0, 0, 'q'}, {"synthetic", 1, 0, 'S'},  {"help", 0, 0, 'h'},   {"version", 0, 0, 'V'},
                                        {0, 0, 0, 0}};
     int c;
     *o = (struct opts){.output = "-"};
@@ -39,6 +44,13 @@ static int parse(int argc, char **argv, struct opts *o)
         case 'o': o->output = optarg; break;
         case 't': o->tokenizer = optarg; break;
         case 'q': lc_set_quiet(1); break;
+        case 'S':
+            if (lc_parse_long("--synthetic", optarg, 0, 2147483647L, &o->seed)) {
+                fprintf(stderr, "lc-import: %s\n", lc_errmsg());
+                return 2;
+            }
+            o->synthetic = 1;
+            break;
         case 'h': fputs(usage, stdout); return 1;
         case 'V': puts("lc-import " LC_VERSION); return 1;
         case 'f':
@@ -53,7 +65,9 @@ static int parse(int argc, char **argv, struct opts *o)
         default: fputs("Try 'lc-import --help' for more information.\n", stderr); return 2;
         }
     }
-    if (optind != argc - 1) {
+    if (o->synthetic && optind == argc)
+        return 0;
+    if (optind != argc - 1 || o->synthetic) {
         fprintf(stderr, "lc-import: expected one SOURCE\nTry 'lc-import --help' for more information.\n");
         return 2;
     }
@@ -63,16 +77,20 @@ static int parse(int argc, char **argv, struct opts *o)
 
 static int run(const struct opts *o, int argc, char **argv)
 {
-    lc_import_kind kind = o->kind ? o->kind : lc_import_detect(o->source);
-    if (kind == LC_IMPORT_UNKNOWN)
-        return lc_error("%s: cannot tell the format (not a directory, GGUF or llama2.c file)", o->source);
-    if (kind == LC_IMPORT_CONTAINER)
-        return lc_error("%s: already a libcompress container", o->source);
+    lc_import_kind kind = LC_IMPORT_UNKNOWN;
+    if (!o->synthetic) {
+        kind = o->kind ? o->kind : lc_import_detect(o->source);
+        if (kind == LC_IMPORT_UNKNOWN)
+            return lc_error("%s: cannot tell the format (not a directory, GGUF or llama2.c file)", o->source);
+        if (kind == LC_IMPORT_CONTAINER)
+            return lc_error("%s: already a libcompress container", o->source);
+    }
     lc_container *out;
     lc_import_report rep;
     if (lc_container_create(o->output, &out))
         return -1;
-    int rc = kind == LC_IMPORT_HF     ? lc_import_hf(o->source, out, &rep)
+    int rc = o->synthetic             ? lc_import_synthetic((uint64_t)o->seed, out, &rep)
+             : kind == LC_IMPORT_HF   ? lc_import_hf(o->source, out, &rep)
              : kind == LC_IMPORT_GGUF ? lc_import_gguf(o->source, out, &rep)
                                       : lc_import_llama2c(o->source, o->tokenizer, out, &rep);
     if (rc || lc_container_add_lineage(out, NULL, "lc-import", argc, argv, rep.digest, rep.note)) {

@@ -120,11 +120,10 @@ static void note_add(char *note, size_t cap, const char *fmt, ...)
     used = strnlen(note, cap - 1);
     note[used] = 0;
     need = strlen(tmp) + (used ? 2 : 0);
-    if (used + need + 1 <= cap) {
+    if (used + need + 1 <= cap)
         snprintf(note + used, cap - used, "%s%s", used ? "; " : "", tmp);
-    } else if (used + 4 < cap && strstr(note, "...") == NULL) {
-        snprintf(note + used, cap - used, "%s", "...");
-    }
+    else if (used + 4 <= cap && !(used >= 3 && strcmp(note + used - 3, "...") == 0))
+        snprintf(note + used, cap - used, "...");
 }
 
 /* ---- reader ---------------------------------------------------------------- */
@@ -412,6 +411,10 @@ int lc_gguf_parse(lc_gguf *g, const uint8_t *buf, size_t len, const char *label)
         return lc_error("%s: unsupported GGUF version %" PRIu32 " (want 2 or 3)", g->label, g->version);
     if (take_u64(&c, &n_tensors, "tensor count") || take_u64(&c, &n_kv, "kv count"))
         return -1;
+    if (n_kv > LC_GGUF_MAX_KV)
+        return lc_error("%s: kv count %" PRIu64 " exceeds the limit of %d", g->label, n_kv, LC_GGUF_MAX_KV);
+    if (n_tensors > LC_GGUF_MAX_TENSORS)
+        return lc_error("%s: tensor count %" PRIu64 " exceeds the limit of %d", g->label, n_tensors, LC_GGUF_MAX_TENSORS);
     if (n_kv > remain(&c) / MIN_KV_BYTES)
         return lc_error("%s: kv count %" PRIu64 " cannot fit in the remaining %zu bytes",
                         g->label, n_kv, remain(&c));
@@ -494,8 +497,12 @@ int lc_gguf_parse(lc_gguf *g, const uint8_t *buf, size_t len, const char *label)
         if (t->offset > (uint64_t)(len - g->data_offset) ||
             lc_add_size(g->data_offset, (size_t)t->offset, &start) ||
             lc_add_size(start, t->nbytes, &end) || end > len) {
-            lc_error("%s: tensor '%s' data [offset %" PRIu64 ", %zu bytes] past end of file (size %zu)",
-                     g->label, nb, (uint64_t)g->data_offset + t->offset, t->nbytes, len);
+            if (t->offset > UINT64_MAX - g->data_offset)
+                lc_error("%s: tensor '%s' data [data section + %" PRIu64 ", %zu bytes] past end of file (size %zu)",
+                         g->label, nb, t->offset, t->nbytes, len);
+            else
+                lc_error("%s: tensor '%s' data [offset %" PRIu64 ", %zu bytes] past end of file (size %zu)",
+                         g->label, nb, (uint64_t)g->data_offset + t->offset, t->nbytes, len);
             goto fail;
         }
         t->data = buf + start;
@@ -584,7 +591,7 @@ int lc_gguf_open(const char *path, lc_gguf *g)
     return 0;
 
 parse_owned:
-    if (lc_gguf_parse(g, buf, len, path)) {
+    if (lc_gguf_parse(g, buf, len, strcmp(path, "-") == 0 ? "stdin" : path)) {
         free(buf);
         return -1;
     }
@@ -1128,6 +1135,12 @@ int lc_gguf_read_config(const lc_gguf *g, lc_config *cfg, char *note, size_t cap
     snprintf(cfg->arch, sizeof cfg->arch, "llama");
 
     v = 0;
+    if (get_int_range(g, "split.count", 0, 0, 65535, &v) < 0)
+        return -1;
+    if (v > 1)
+        return lc_error("%s: this is one shard of a %d-file split GGUF; merge it first (llama-gguf-split --merge)",
+                        g->label, v);
+    v = 0;
     if (get_int_range(g, "llama.expert_count", 0, 0, BIG, &v) < 0)
         return -1;
     if (v > 0)
@@ -1260,15 +1273,17 @@ int lc_gguf_read_tokenizer(const lc_gguf *g, lc_tokenizer *tk)
     const lc_gguf_kv *ty = lc_gguf_find(g, "tokenizer.ggml.token_type");
     if (tok == NULL)
         return lc_error("%s: missing key 'tokenizer.ggml.tokens'", g->label);
-    if (!tok->is_array || tok->type != LC_GGUF_STRING || tok->n == 0 || tok->n > INT32_MAX)
+    if (!tok->is_array || tok->type != LC_GGUF_STRING || tok->n == 0)
         return lc_error("%s: tokenizer.ggml.tokens must be a non-empty array of strings", g->label);
+    if (tok->n > LC_GGUF_MAX_VOCAB)
+        return lc_error("%s: %" PRIu64 " tokens exceed the limit of %d", g->label, tok->n, LC_GGUF_MAX_VOCAB);
     nv = (int)tok->n;
     if (sc && (!sc->is_array || !is_num_type(sc->type) || sc->n != tok->n))
         return lc_error("%s: tokenizer.ggml.scores must be a numeric array of %d entries", g->label, nv);
     if (ty && (!ty->is_array || !is_int_type(ty->type) || ty->n != tok->n))
         return lc_error("%s: tokenizer.ggml.token_type must be an integer array of %d entries", g->label, nv);
 
-    /* nv <= file size / 8, so these products cannot overflow */
+    /* nv <= LC_GGUF_MAX_VOCAB, so these products cannot overflow */
     sz = (size_t)nv;
     if (!(ptrs = lc_malloc(sz * sizeof *ptrs)) || !(lens = lc_malloc(sz * sizeof *lens)) ||
         !(scores = lc_calloc(sz, sizeof *scores)))

@@ -45,6 +45,11 @@
 #define LC_GGUF_DEFAULT_ALIGNMENT 32
 #define LC_GGUF_MAX_DIMS 4
 #define LC_GGUF_MAX_NAME 64   /* tensor names are < 64 bytes (GGML_MAX_NAME) */
+/* Sanity caps (far above any real model) that bound the reader's index
+ * allocations independently of the file size. */
+#define LC_GGUF_MAX_TENSORS (1 << 20)
+#define LC_GGUF_MAX_KV (1 << 20)
+#define LC_GGUF_MAX_VOCAB (1 << 22)
 
 /* KV value types (gguf_type).  Numbers are part of the file format. */
 typedef enum lc_gguf_vtype {

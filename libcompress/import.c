@@ -1,6 +1,9 @@
 /* Import dispatch, canonical names, and the llama2.c checkpoint importer. */
 #include "import.h"
 
+#include <math.h>
+#include "model.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -201,4 +204,83 @@ out:
     lc_tokenizer_release(&tk);
     munmap(map, size);
     return rc;
+}
+
+/* ---- synthetic model -------------------------------------------------------
+ * A deterministic random Llama (dim 64, 2 layers, 4/2 heads, ffn 128) with a
+ * byte-level vocabulary (<unk>, <s>, </s>, <0x00>..<0xFF>), for the demo and
+ * tests on a machine without real models.  It is labelled as synthetic in
+ * the lineage: its outputs mean nothing. */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+int lc_import_synthetic(uint64_t seed, lc_container *out, lc_import_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    lc_config cfg = {.dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .ffn_dim = 128,
+                     .vocab_size = 259, .max_seq_len = 512, .rope_theta = 10000.0, .norm_eps = 1e-5,
+                     .tied_embeddings = 1, .bos_id = 1, .eos_id = 2};
+    snprintf(cfg.arch, sizeof cfg.arch, "llama");
+    char blob[259][8];
+    const char *pieces[259];
+    uint32_t lens[259];
+    float scores[259] = {0};
+    int32_t types[259];
+    for (int i = 0; i < 259; i++) {
+        if (i < 3)
+            snprintf(blob[i], sizeof blob[i], "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+        else
+            snprintf(blob[i], sizeof blob[i], "<0x%02X>", i - 3);
+        pieces[i] = blob[i];
+        lens[i] = (uint32_t)strlen(blob[i]);
+        types[i] = i == 0 ? LC_TOK_UNKNOWN : i < 3 ? LC_TOK_CONTROL : LC_TOK_BYTE;
+    }
+    lc_tokenizer tk = {0};
+    if (lc_tokenizer_from_arrays(&tk, 259, pieces, lens, scores, types))
+        return -1;
+    tk.byte_fallback = 1;
+    int rc = lc_container_write_config(out, &cfg) || lc_container_write_tokenizer(out, &tk) ? -1 : 0;
+    lc_tokenizer_release(&tk);
+    uint64_t st = seed;
+    static const char *const what[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                       "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+    for (int l = -1; !rc && l <= cfg.n_layers; l++) {
+        int cnt = l < 0 || l == cfg.n_layers ? 1 : 9;
+        for (int i = 0; !rc && i < cnt; i++) {
+            char name[LC_NAME_MAX];
+            if (l < 0)
+                snprintf(name, sizeof name, "tok_embeddings");
+            else if (l == cfg.n_layers)
+                snprintf(name, sizeof name, "norm");
+            else
+                lc_layer_tensor_name(name, sizeof name, l, what[i]);
+            int nd;
+            int64_t sh[2];
+            lc_tensor t;
+            if (lc_model_expected_shape(&cfg, name, &nd, sh) || lc_tensor_alloc_dense(&t, name, LC_DT_F32, nd, sh)) {
+                rc = -1;
+                break;
+            }
+            float *w = t.data;
+            int64_t n = lc_tensor_numel(&t);
+            for (int64_t k = 0; k < n; k++) {
+                /* norms near 1, weights uniform with std ~ 1/sqrt(fan_in) */
+                double u = (double)(splitmix(&st) >> 11) * 0x1.0p-53 * 2 - 1;
+                w[k] = nd == 1 ? (float)(1 + 0.1 * u) : (float)(u * 1.7320508 / sqrt((double)sh[1]));
+            }
+            rc = lc_container_write_tensor(out, &t);
+            lc_tensor_release(&t);
+        }
+    }
+    if (rc)
+        return -1;
+    snprintf(rep->note, sizeof rep->note, "SYNTHETIC model (random weights, seed %llu): for mechanics only, "
+             "its measurements mean nothing", (unsigned long long)seed);
+    return 0;
 }

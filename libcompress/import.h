@@ -49,6 +49,10 @@ int lc_import_llama2c(const char *bin_path, const char *tok_path, lc_container *
 int lc_import_hf(const char *dir, lc_container *out, lc_import_report *rep);
 int lc_import_gguf(const char *path, lc_container *out, lc_import_report *rep);
 
+/* A deterministic random model with a byte vocabulary (demo/tests on a bare
+ * machine); the lineage note labels it SYNTHETIC. */
+int lc_import_synthetic(uint64_t seed, lc_container *out, lc_import_report *rep);
+
 /* Canonical name helpers. */
 void lc_layer_tensor_name(char *buf, size_t n, int layer, const char *what);
 

@@ -575,15 +575,27 @@ static int collect(hf_import *m, const lc_json *index)
             m->slots[s].file = sh->path;
         }
     }
-    /* Every weight_map entry must exist in its shard. */
+    /* Every weight_map entry must exist in its shard (shards are sorted by
+     * file name: binary search). */
     for (size_t i = 0; i < lc_json_len(wm); i++) {
         const lc_json_member *e = lc_json_member_at(wm, i);
-        for (size_t k = 0; k < m->n_shards; k++) {
-            const char *base = strrchr(m->shards[k].path, '/') + 1;
-            if (strcmp(base, lc_json_str(e->value)) == 0 && !lc_safetensors_find(&m->shards[k].st, e->key))
-                return lc_error("%s: tensor '%.100s' listed in model.safetensors.index.json is "
-                                "missing", m->shards[k].path, e->key);
+        const char *want = lc_json_str(e->value);
+        size_t lo = 0, hi = m->n_shards;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            int c = strcmp(strrchr(m->shards[mid].path, '/') + 1, want);
+            if (c == 0) {
+                lo = mid;
+                break;
+            }
+            if (c < 0)
+                lo = mid + 1;
+            else
+                hi = mid;
         }
+        if (lo >= m->n_shards || !lc_safetensors_find(&m->shards[lo].st, e->key))
+            return lc_error("%s: tensor '%.100s' listed in model.safetensors.index.json is missing "
+                            "from %s", m->dir, e->key, want);
     }
     if (m->n_dropped)
         note(m, "dropped %d rotary_emb.inv_freq buffers (recomputed from rope_theta)", m->n_dropped);
@@ -764,10 +776,12 @@ int lc_import_hf(const char *dir, lc_container *out, lc_import_report *rep)
         lc_error("%s: no config.json (not a Hugging Face model directory?)", dir);
         goto out;
     }
+    /* Validate before the sizes are used (slot count, shapes); bos/eos may
+     * still be -1 here and be filled from the tokenizer. */
     if (read_config(&m) < 0)
         goto out;
-    if (m.c.head_dim % 2) {
-        lc_error("%s: head_dim %d is odd (rotary needs pairs)", m.cfg_path, m.c.head_dim);
+    if (lc_config_validate(&m.c) < 0) {
+        lc_error_prefix("%s", m.cfg_path);
         goto out;
     }
     if (open_shards(&m, &index) < 0)

@@ -13,6 +13,9 @@
  * when the literal was an integer that fits, so offsets and sizes above
  * 2^53 are not rounded.  lc_json_int() returns exact integers only.
  *
+ * Numbers are read with strtod and written with printf, so LC_NUMERIC must
+ * be "C" (the default; no libcompress tool calls setlocale).
+ *
  * Ownership: lc_json_parse() returns a tree that lc_json_free() releases.
  * Trees can also be built (lc_json_new_*, lc_json_obj_set, lc_json_arr_push:
  * the container takes ownership of the value) and serialised with

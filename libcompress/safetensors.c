@@ -65,13 +65,28 @@ void lc_safetensors_close(lc_safetensors *st)
 
 /* ---- validation --------------------------------------------------------- */
 
+/* "an array", "a string", ... for messages. */
+static const char *a_type(const lc_json *v)
+{
+    if (!v)
+        return "missing";
+    switch (v->type) {
+    case LC_JSON_ARR: return "an array";
+    case LC_JSON_OBJ: return "an object";
+    case LC_JSON_STR: return "a string";
+    case LC_JSON_NUM: return "a number";
+    case LC_JSON_BOOL: return "a boolean";
+    case LC_JSON_NULL: return "null";
+    }
+    return "?";
+}
+
 /* Fill t from one header entry.  Messages are "tensor 'x': ..." (the caller
  * adds the file). */
 static int read_entry(const char *name, const lc_json *e, size_t data_len, lc_st_tensor *t)
 {
     if (!e || e->type != LC_JSON_OBJ)
-        return lc_error("tensor '%.100s': entry is a %s, not an object", name,
-                        e ? lc_json_type_name(e->type) : "?");
+        return lc_error("tensor '%.100s': entry is %s, not an object", name, a_type(e));
     const char *dt = lc_json_str(lc_json_get(e, "dtype"));
     if (!dt)
         return lc_error("tensor '%.100s': dtype missing or not a string", name);
@@ -173,7 +188,7 @@ static int parse_image(lc_safetensors *st)
         return lc_error_prefix("header");
     if (h->type != LC_JSON_OBJ) {
         lc_json_free(h);
-        return lc_error("header is a JSON %s, not an object", lc_json_type_name(h->type));
+        return lc_error("header is %s, not an object", a_type(h));
     }
 
     size_t cap = lc_json_len(h), bytes;
@@ -190,7 +205,7 @@ static int parse_image(lc_safetensors *st)
         const lc_json_member *m = lc_json_member_at(h, i);
         if (strcmp(m->key, "__metadata__") == 0 && m->key_len == 12) {
             if (m->value->type != LC_JSON_OBJ) {
-                lc_error("__metadata__ is a %s, not an object", lc_json_type_name(m->value->type));
+                lc_error("__metadata__ is %s, not an object", a_type(m->value));
                 goto out;
             }
             continue;
@@ -300,8 +315,9 @@ int lc_safetensors_open(lc_safetensors *st, const char *path)
             close(fd);
             return lc_error("%s: cannot map %zu bytes: %s", path, len, strerror(e));
         }
-        /* The importer reads every byte once, front to back. */
-        madvise(map, len, MADV_SEQUENTIAL | MADV_WILLNEED);
+        /* Importers read every byte once (not in file order): start the
+         * readahead now.  Advice only; failure is harmless. */
+        madvise(map, len, MADV_WILLNEED);
     }
     close(fd);
     if (lc_safetensors_parse(st, map, len, path) < 0) {
