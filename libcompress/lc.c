@@ -528,6 +528,33 @@ int lc_tensor_alloc_quant(lc_tensor *t, const char *name, int64_t rows, int64_t 
     return 0;
 }
 
+static void *dup_bytes(const void *p, size_t n, int *bad)
+{
+    if (!p || !n)
+        return NULL;
+    void *q = lc_malloc(n);
+    if (q)
+        memcpy(q, p, n);
+    else
+        *bad = 1;
+    return q;
+}
+
+int lc_tensor_copy(lc_tensor *dst, const lc_tensor *src)
+{
+    int bad = 0;
+    *dst = *src;
+    dst->data = dup_bytes(src->data, src->data_bytes, &bad);
+    dst->scales = dup_bytes(src->scales, src->n_groups * 2, &bad);
+    dst->mins = dup_bytes(src->mins, src->n_groups * 2, &bad);
+    dst->zeros = dup_bytes(src->zeros, src->n_groups, &bad);
+    if (bad) {
+        lc_tensor_release(dst);
+        return -1;
+    }
+    return 0;
+}
+
 /* Code j of a row (see lc.h for the packing). */
 static inline int quant_code(const uint8_t *row, int bits, int64_t j)
 {

@@ -154,6 +154,8 @@ int lc_tensor_alloc_dense(lc_tensor *t, const char *name, lc_dtype dt, int ndim,
 /* Set up a quantized tensor (2-D) with allocated codes/scales[/mins|zeros]. */
 int lc_tensor_alloc_quant(lc_tensor *t, const char *name, int64_t rows, int64_t cols,
                           int bits, int group, lc_qform qf);
+/* Deep copy (dst is overwritten, not released). */
+int lc_tensor_copy(lc_tensor *dst, const lc_tensor *src);
 /* Decode any encoding into f32 (rows*cols floats, caller-allocated). */
 int lc_tensor_to_f32(const lc_tensor *t, float *out);
 /* Count NaN/Inf values in the decoded tensor (dense or quantized scales). */
