@@ -64,7 +64,8 @@ static int capture(void *ud, int layer, lc_capture_point pt, const float *A, int
         for (int j = 0; j < d; j++)
             s[j] += fabsf(A[(size_t)r * d + j]);
     (void)layer;
-    return 0;
+    /* pass 1 needs nothing after ffn_down's input: skip ffn_down itself */
+    return pt == LC_CAP_FFN_HID ? 1 : 0;
 }
 
 static void acc_free(acc *a)
@@ -75,6 +76,49 @@ static void acc_free(acc *a)
         free(a->abs_sum[p]);
     }
     free(a->G);
+}
+
+static const char *const LAYER_LINEARS[7] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                              "ffn_gate", "ffn_up", "ffn_down"};
+
+/* Install f32 copies of layer l's non-f32 linears; the originals go to saved[]. */
+static int swap_f32(lc_model *m, int l, lc_tensor *saved)
+{
+    for (int i = 0; i < 7; i++) {
+        char name[LC_NAME_MAX];
+        snprintf(name, sizeof name, "layers.%d.%s", l, LAYER_LINEARS[i]);
+        const lc_tensor *t = lc_model_tensor(m, name);
+        lc_tensor_release(&saved[i]);
+        if (!t || (t->enc == LC_ENC_DENSE && t->dtype == LC_DT_F32))
+            continue;
+        lc_tensor f;
+        if (lc_tensor_copy(&saved[i], t) || lc_tensor_alloc_dense(&f, name, LC_DT_F32, t->ndim, t->shape))
+            return -1;
+        int rc = lc_tensor_to_f32(t, f.data) || lc_model_set_tensor(m, &f);
+        lc_tensor_release(&f);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int restore(lc_model *m, lc_tensor *saved)
+{
+    int rc = 0;
+    for (int i = 0; i < 7; i++)
+        if (saved[i].data) {
+            rc |= lc_model_set_tensor(m, &saved[i]);
+            lc_tensor_release(&saved[i]);
+        }
+    return rc;
+}
+
+static int pass2(lc_model *m, lc_state *s, int l, float *X, int ns, int L, int dim)
+{
+    for (int i = 0; i < ns; i++)
+        if (lc_model_layer_forward(m, s, l, X + (size_t)i * L * dim, L, NULL, NULL))
+            return -1;
+    return 0;
 }
 
 int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer_fn fn, void *ud,
@@ -97,6 +141,8 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
     lc_state *s = NULL;
     acc a;
     memset(&a, 0, sizeof a);
+    lc_tensor saved[7];
+    memset(saved, 0, sizeof saved);
     size_t nids;
     int rc = -1;
     if (lc_tokenizer_encode(tk, txt.bytes, txt.len, &ids, &nids))
@@ -147,12 +193,19 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
         }
         a.st.layer = l;
         a.st.n = (int64_t)rows;
-        /* pass 1: statistics of the (still uncompressed) layer's inputs */
+        /* pass 1: statistics of the (still uncompressed) layer's inputs, with
+         * f32 copies of its weights as in pass 2 */
+        if (swap_f32(m, l, saved))
+            goto out;
         for (int i = 0; i < ns; i++) {
             memcpy(Xc, X + (size_t)i * L * dim, (size_t)L * dim * sizeof *Xc);
-            if (lc_model_layer_forward(m, s, l, Xc, L, capture, &a))
+            if (lc_model_layer_forward(m, s, l, Xc, L, capture, &a)) {
+                restore(m, saved);
                 goto out;
+            }
         }
+        if (restore(m, saved))
+            goto out;
         for (int p = 0; p < 4; p++) {
             int d = dims[p];
             double *H = a.st.H[p];
@@ -164,10 +217,13 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
         }
         if (fn(ud, m, l, &a.st))
             goto out;
-        /* pass 2: the compressed layer produces the next layer's inputs */
-        for (int i = 0; i < ns; i++)
-            if (lc_model_layer_forward(m, s, l, X + (size_t)i * L * dim, L, NULL, NULL))
-                goto out;
+        /* pass 2: the compressed layer produces the next layer's inputs.  Its
+         * weights are run as f32 copies decoded once (the prefill would decode
+         * every panel again for every window; the values are the same) and
+         * the compressed tensors are put back afterwards. */
+        if (swap_f32(m, l, saved) ||
+            (pass2(m, s, l, X, ns, L, dim) | restore(m, saved)))
+            goto out;
         if (o->progress)
             lc_log("calibration: layer %d/%d done (%.1f s, %.1f s total)\n", l + 1, c->n_layers, now() - tl,
                    now() - t0);
@@ -175,6 +231,8 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
     rep->seconds = now() - t0;
     rc = 0;
 out:
+    for (int i = 0; i < 7; i++)
+        lc_tensor_release(&saved[i]);
     acc_free(&a);
     lc_state_free(s);
     free(ids), free(tok), free(X), free(Xc), free(win);

@@ -18,6 +18,7 @@
 #include "model.h"
 #include "import.h"
 #include "pool.h"
+#include "vmath.h"
 
 #include <cpuid.h>
 #include <math.h>
@@ -413,7 +414,6 @@ static void softmax(float *x, int n)
         x[i] *= inv;
 }
 
-static inline float silu(float x) { return x / (1.0f + expf(-x)); }
 
 /* One pool job: y_i = W_i x for up to three matrices.  Items are blocks of
  * MV_BLOCK rows over the matrices in turn; with EPI_SWIGLU an item computes
@@ -446,8 +446,7 @@ static void mv_task(void *ctx, long a, long b)
         lc_matvec(j->w[i], j->x, j->y[i], r0, r1, j->isa);
         if (j->epi == EPI_SWIGLU) {
             lc_matvec(j->w[1], j->x, j->y[1], r0, r1, j->isa);
-            for (int64_t r = r0; r < r1; r++)
-                j->y[0][r] = silu(j->y[0][r]) * j->y[1][r];
+            lc_swiglu(j->y[0] + r0, j->y[1] + r0, (int)(r1 - r0), j->isa);
         } else if (j->epi == EPI_ADD) {
             for (int64_t r = r0; r < r1; r++)
                 j->res[r] += j->y[0][r];
@@ -485,7 +484,7 @@ static void att_decode_task(void *ctx, long a, long b)
         float *sc = s->att + h * s->n_ctx, *o = s->ao + h * hd;
         for (int p = 0; p <= j->pos; p++)
             sc[p] = lc_vdot(qh, K + (size_t)p * kvd, hd, s->m->isa) * scale;
-        softmax(sc, j->pos + 1);
+        lc_softmax(sc, j->pos + 1, s->m->isa);
         memset(o, 0, (size_t)hd * sizeof *o);
         for (int p = 0; p <= j->pos; p++)
             lc_vaxpy(o, sc[p], V + (size_t)p * kvd, hd, s->m->isa);
@@ -557,8 +556,7 @@ static void rows_task(void *ctx, long a, long b)
             break;
         }
         case ROWS_SWIGLU:
-            for (int e = 0; e < j->d; e++)
-                j->a[o + e] = silu(j->a[o + e]) * j->b[o + e];
+            lc_swiglu(j->a + o, j->b + o, j->d, j->s->m->isa);
             break;
         case ROWS_ADD:
             for (int e = 0; e < j->d; e++)
@@ -567,7 +565,7 @@ static void rows_task(void *ctx, long a, long b)
         case ROWS_SOFTMAX: {
             /* row i sees keys 0 .. pos0 + i; the rest of the row is masked */
             int valid = j->pos0 + (int)i + 1;
-            softmax(j->a + o, valid);
+            lc_softmax(j->a + o, valid, j->s->m->isa);
             memset(j->a + o + valid, 0, (size_t)(j->d - valid) * sizeof(float));
             break;
         }
@@ -627,36 +625,36 @@ static int layer_prefill(lc_model *m, lc_state *s, int l, int n, int pos0, lc_ca
     const lc_config *c = &m->cfg;
     if (ensure_panel(m, s))
         return -1;
-    int dim = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, ffn = c->ffn_dim;
+    int dim = c->dim, hd = c->head_dim, qd = c->n_heads * hd, kvd = c->n_kv_heads * hd, ffn = c->ffn_dim, rc;
     float *P = s->panel;
     size_t pf = s->panel_floats;
     const layer_w *L = &m->L[l];
     size_t lo = ((size_t)l * (size_t)s->n_ctx + (size_t)pos0) * (size_t)kvd;
     rows_job jn = {.kind = ROWS_RMSNORM, .n = n, .d = dim, .a = s->XB, .b = s->X, .w = L->attn_norm, .s = s};
     rows_run(m, &jn);
-    if (cb && cb(ud, l, LC_CAP_ATTN_IN, s->XB, n, dim))
-        return -1;
+    if (cb && (rc = cb(ud, l, LC_CAP_ATTN_IN, s->XB, n, dim)) != 0)
+        return rc < 0 ? -1 : 1;
     lc_matmul(&L->wq, s->XB, n, s->Q, qd, P, pf);
     lc_matmul(&L->wk, s->XB, n, s->kc + lo, kvd, P, pf);
     lc_matmul(&L->wv, s->XB, n, s->vc + lo, kvd, P, pf);
     rows_job jr = {.kind = ROWS_ROPE, .n = n, .d = qd, .a = s->Q, .k = s->kc + lo, .ldk = kvd, .pos0 = pos0, .s = s};
     rows_run(m, &jr);
     att_prefill(m, s, l, n, pos0);
-    if (cb && cb(ud, l, LC_CAP_ATTN_OUT, s->AO, n, qd))
-        return -1;
+    if (cb && (rc = cb(ud, l, LC_CAP_ATTN_OUT, s->AO, n, qd)) != 0)
+        return rc < 0 ? -1 : 1;
     lc_matmul(&L->wo, s->AO, n, s->XB, dim, P, pf);
     rows_job ja = {.kind = ROWS_ADD, .n = n, .d = dim, .a = s->X, .b = s->XB, .s = s};
     rows_run(m, &ja);
     rows_job jf = {.kind = ROWS_RMSNORM, .n = n, .d = dim, .a = s->XB, .b = s->X, .w = L->ffn_norm, .s = s};
     rows_run(m, &jf);
-    if (cb && cb(ud, l, LC_CAP_FFN_IN, s->XB, n, dim))
-        return -1;
+    if (cb && (rc = cb(ud, l, LC_CAP_FFN_IN, s->XB, n, dim)) != 0)
+        return rc < 0 ? -1 : 1;
     lc_matmul(&L->wg, s->XB, n, s->H1, ffn, P, pf);
     lc_matmul(&L->wu, s->XB, n, s->H2, ffn, P, pf);
     rows_job js = {.kind = ROWS_SWIGLU, .n = n, .d = ffn, .a = s->H1, .b = s->H2, .s = s};
     rows_run(m, &js);
-    if (cb && cb(ud, l, LC_CAP_FFN_HID, s->H1, n, ffn))
-        return -1;
+    if (cb && (rc = cb(ud, l, LC_CAP_FFN_HID, s->H1, n, ffn)) != 0)
+        return rc < 0 ? -1 : 1;
     lc_matmul(&L->wd, s->H1, n, s->XB, dim, P, pf);
     rows_run(m, &ja);
     return 0;
@@ -739,9 +737,11 @@ int lc_model_layer_forward(lc_model *m, lc_state *s, int layer, float *X, int n,
     size_t bytes = (size_t)n * (size_t)m->cfg.dim * sizeof(float);
     openblas_set_num_threads(m->n_threads);
     memcpy(s->X, X, bytes);
-    if (layer_prefill(m, s, layer, n, 0, cb, ud))
+    int rc = layer_prefill(m, s, layer, n, 0, cb, ud);
+    if (rc < 0)
         return -1;
-    memcpy(X, s->X, bytes);
+    if (rc == 0)
+        memcpy(X, s->X, bytes);
     return 0;
 }
 

@@ -131,7 +131,9 @@ typedef enum lc_capture_point {
     LC_CAP_FFN_IN = 2,    /* rms(h) [n, dim]: input of ffn_gate, ffn_up */
     LC_CAP_FFN_HID = 3,   /* silu(gate) * up [n, ffn_dim]: input of ffn_down */
 } lc_capture_point;
-/* Return non-zero (after lc_error) to stop the forward pass. */
+/* Return 0 to go on, a negative value (after lc_error) to fail the pass, or
+ * a positive value to stop it there without error (the rest of the layer is
+ * not computed and X is left unchanged: a statistics-only pass). */
 typedef int (*lc_capture_fn)(void *ud, int layer, lc_capture_point pt, const float *A, int n, int d);
 
 /* Run decoder layer `layer` on one sequence X [n, dim] at positions 0..n-1,

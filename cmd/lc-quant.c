@@ -1,0 +1,195 @@
+/* lc-quant: RTN, GPTQ and AWQ quantization of a container's linear layers. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "cli.h"
+#include "quantize.h"
+
+static const char usage[] =
+    "usage: lc-quant [options] [INPUT|-]\n"
+    "Quantize the linear layers of a container to group-wise integer codes.\n"
+    "\n"
+    "  -m, --method M        rtn (default), gptq or awq\n"
+    "  -b, --bits N          code width 2..8 (default 4)\n"
+    "  -g, --group N|row     elements per scale along a row (default 128; 'row' = per row)\n"
+    "      --sym | --asym    symmetric codes (default) or integer zero points\n"
+    "      --act-order       gptq: columns by decreasing Hessian diagonal (static groups)\n"
+    "      --damp F          gptq: dampening, fraction of mean diag(H) (default 0.01; raised\n"
+    "                        automatically when a Cholesky factorisation fails)\n"
+    "      --calib NAME|FILE calibration text (default 'calib', datasets/manifest.txt)\n"
+    "      --nsamples N      calibration windows (default 128)\n"
+    "      --seqlen L        tokens per window, the first being BOS (default 512)\n"
+    "      --calib-tokens N  total calibration tokens (N / seqlen windows; must divide)\n"
+    "      --seed S          which windows (default 0)\n"
+    "      --override P=B    tensors matching glob P get B bits (repeatable; 0 = keep)\n"
+    "      --keep P          leave tensors matching glob P as they are (repeatable)\n"
+    "      --embed-bits N    quantize tok_embeddings (and an untied output) with RTN\n"
+    "                        sym group 32 to N bits (default 0: keep)\n"
+    "      --threads N       threads for the calibration pass (default: all CPUs)\n"
+    "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
+    "  -q, --quiet           no log lines on stderr\n"
+    "  -h, --help            this text\n"
+    "  -V, --version         print the version\n";
+
+/* Options, as parsed from the command line. */
+struct opts {
+    const char *input, *output; /* paths, "-" = stdin/stdout */
+    lc_quantize_opts q;         /* everything the library needs */
+    long calib_tokens;          /* --calib-tokens, 0 = not given */
+};
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "lc-quant: %s\nTry 'lc-quant --help' for more information.\n", msg);
+    return 2;
+}
+
+static int parse(int argc, char **argv, struct opts *o)
+{
+    enum { O_SYM = 256, O_ASYM, O_ACT, O_DAMP, O_CALIB, O_NS, O_SL, O_CT, O_SEED, O_OVR, O_KEEP, O_EMB, O_THR };
+    static const struct option lo[] = {
+        {"method", 1, 0, 'm'},   {"bits", 1, 0, 'b'},      {"group", 1, 0, 'g'},     {"sym", 0, 0, O_SYM},
+        {"asym", 0, 0, O_ASYM},  {"act-order", 0, 0, O_ACT}, {"damp", 1, 0, O_DAMP}, {"calib", 1, 0, O_CALIB},
+        {"nsamples", 1, 0, O_NS}, {"seqlen", 1, 0, O_SL},  {"calib-tokens", 1, 0, O_CT}, {"seed", 1, 0, O_SEED},
+        {"override", 1, 0, O_OVR}, {"keep", 1, 0, O_KEEP}, {"embed-bits", 1, 0, O_EMB}, {"threads", 1, 0, O_THR},
+        {"output", 1, 0, 'o'},   {"quiet", 0, 0, 'q'},     {"help", 0, 0, 'h'},      {"version", 0, 0, 'V'},
+        {0, 0, 0, 0}};
+    int c;
+    long v;
+    double d;
+    memset(o, 0, sizeof *o);
+    o->input = "-", o->output = "-";
+    lc_quantize_opts_default(&o->q);
+    o->q.calib.progress = 1;
+    while ((c = getopt_long(argc, argv, "m:b:g:o:qhV", lo, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            if (!strcmp(optarg, "rtn")) o->q.method = LC_QM_RTN;
+            else if (!strcmp(optarg, "gptq")) o->q.method = LC_QM_GPTQ;
+            else if (!strcmp(optarg, "awq")) o->q.method = LC_QM_AWQ;
+            else return usage_error("--method: unknown method (rtn, gptq, awq)");
+            break;
+        case 'b':
+            if (lc_parse_long("--bits", optarg, 2, 8, &v)) return usage_error(lc_errmsg());
+            o->q.p.bits = (int)v;
+            break;
+        case 'g':
+            if (!strcmp(optarg, "row")) o->q.p.group = 0;
+            else if (lc_parse_long("--group", optarg, 1, 1 << 20, &v)) return usage_error(lc_errmsg());
+            else o->q.p.group = (int)v;
+            break;
+        case O_SYM: o->q.p.sym = 1; break;
+        case O_ASYM: o->q.p.sym = 0; break;
+        case O_ACT: o->q.gptq.act_order = 1, o->q.gptq.static_groups = 1; break;
+        case O_DAMP:
+            if (lc_parse_double("--damp", optarg, 0, 10, &d)) return usage_error(lc_errmsg());
+            o->q.gptq.percdamp = d;
+            break;
+        case O_CALIB: o->q.calib.text = optarg; break;
+        case O_NS:
+            if (lc_parse_long("--nsamples", optarg, 1, 1 << 20, &v)) return usage_error(lc_errmsg());
+            o->q.calib.nsamples = (int)v;
+            break;
+        case O_SL:
+            if (lc_parse_long("--seqlen", optarg, 2, 1 << 20, &v)) return usage_error(lc_errmsg());
+            o->q.calib.seqlen = (int)v;
+            break;
+        case O_CT:
+            if (lc_parse_long("--calib-tokens", optarg, 2, 1L << 30, &o->calib_tokens)) return usage_error(lc_errmsg());
+            break;
+        case O_SEED:
+            if (lc_parse_long("--seed", optarg, 0, 2147483647L, &v)) return usage_error(lc_errmsg());
+            o->q.calib.seed = (uint64_t)v;
+            break;
+        case O_OVR: {
+            char *eq = strrchr(optarg, '=');
+            if (!eq || eq == optarg) return usage_error("--override: expected PATTERN=BITS");
+            if (o->q.n_ovr == LC_QMAX_RULES) return usage_error("--override: too many rules");
+            *eq = 0;
+            if (lc_parse_long("--override", eq + 1, 0, 8, &v) || v == 1) return usage_error("--override: BITS must be 0 or 2..8");
+            o->q.ovr_pat[o->q.n_ovr] = optarg, o->q.ovr_bits[o->q.n_ovr++] = (int)v;
+            break;
+        }
+        case O_KEEP:
+            if (o->q.n_keep == LC_QMAX_RULES) return usage_error("--keep: too many rules");
+            o->q.keep[o->q.n_keep++] = optarg;
+            break;
+        case O_EMB:
+            if (lc_parse_long("--embed-bits", optarg, 0, 8, &v) || v == 1) return usage_error("--embed-bits: 0 or 2..8");
+            o->q.embed_bits = (int)v;
+            break;
+        case O_THR:
+            if (lc_parse_long("--threads", optarg, 1, 256, &v)) return usage_error(lc_errmsg());
+            o->q.model.n_threads = (int)v;
+            break;
+        case 'o': o->output = optarg; break;
+        case 'q': lc_set_quiet(1), o->q.calib.progress = 0; break;
+        case 'h': fputs(usage, stdout); return 1;
+        case 'V': puts("lc-quant " LC_VERSION); return 1;
+        default: fputs("Try 'lc-quant --help' for more information.\n", stderr); return 2;
+        }
+    }
+    if (argc - optind > 1)
+        return usage_error("expected at most one INPUT");
+    if (optind < argc)
+        o->input = argv[optind];
+    if (o->calib_tokens) {
+        if (o->calib_tokens % o->q.calib.seqlen)
+            return usage_error("--calib-tokens must be a multiple of --seqlen");
+        o->q.calib.nsamples = (int)(o->calib_tokens / o->q.calib.seqlen);
+    }
+    o->q.model.max_isa = LC_ISA_AVX512;
+    return 0;
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int run(const struct opts *o, int argc, char **argv)
+{
+    lc_container *in, *out;
+    char note[2048];
+    double t0 = now();
+    if (lc_container_open(o->input, &in))
+        return -1;
+    if (lc_container_create(o->output, &out)) {
+        lc_container_close(in);
+        return -1;
+    }
+    if (lc_quantize_model(in, out, &o->q, note, sizeof note) ||
+        lc_container_add_lineage(out, in, "lc-quant", argc, argv, NULL, note)) {
+        lc_container_abort(out);
+        lc_container_close(in);
+        return -1;
+    }
+    lc_container_close(in);
+    if (lc_container_close(out))
+        return -1;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    lc_log("lc-quant: %s\nlc-quant: %.1f s, peak RSS %.0f MiB\n", note, now() - t0, (double)ru.ru_maxrss / 1024.0);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    lc_blas_ensure(argc, argv);
+    struct opts o;
+    char **args = lc_cli_init(argc, argv);
+    int rc = parse(argc, argv, &o);
+    if (rc)
+        return rc == 1 ? 0 : rc;
+    if (run(&o, argc, args)) {
+        fprintf(stderr, "lc-quant: %s\n", lc_errmsg());
+        return 1;
+    }
+    return 0;
+}
