@@ -34,6 +34,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
 DEPS_STAMP := $(BUILD)/.deps-ok
 
+.SECONDARY:
 .PHONY: all check unit cli fuzz-smoke demo deps install asan bench clean
 all: $(TOOLS)
 
