@@ -1,6 +1,7 @@
 /* lc-import: foreign checkpoint (Hugging Face dir, GGUF, llama2.c) -> container. */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -16,6 +17,7 @@ static const char usage[] =
     "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
     "  -f, --format KIND     auto (default), hf, gguf or llama2c\n"
     "  -t, --tokenizer FILE  llama2.c tokenizer.bin (default: tokenizer.bin or tokN.bin beside SOURCE)\n"
+    "  -d, --dtype T         convert dense weights to f32, f16 or bf16 (default: keep as stored)\n"
     "      --synthetic SEED  write a deterministic random model (byte vocabulary) instead;\n"
     "                        labelled SYNTHETIC in its lineage, for demos and tests only\n"
     "  -q, --quiet           no log lines on stderr\n"
@@ -29,21 +31,31 @@ struct opts {
     const char *tokenizer; /* llama2.c tokenizer override, or NULL */
     lc_import_kind kind;   /* LC_IMPORT_UNKNOWN = detect */
     int synthetic;         /* --synthetic given */
+    int dtype;             /* --dtype: -1 = keep */
     long seed;             /* its seed */
 };
 
 static int parse(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {{"output", 1, 0, 'o'}, {"format", 1, 0, 'f'}, {"tokenizer", 1, 0, 't'},
-                                       {"quiet", 0, 0, 'q'}, {"synthetic", 1, 0, 'S'},  {"help", 0, 0, 'h'},   {"version", 0, 0, 'V'},
+                                       {"quiet", 0, 0, 'q'}, {"synthetic", 1, 0, 'S'}, {"dtype", 1, 0, 'd'},  {"help", 0, 0, 'h'},   {"version", 0, 0, 'V'},
                                        {0, 0, 0, 0}};
     int c;
-    *o = (struct opts){.output = "-"};
-    while ((c = getopt_long(argc, argv, "o:f:t:qhV", lo, NULL)) != -1) {
+    *o = (struct opts){.output = "-", .dtype = -1};
+    while ((c = getopt_long(argc, argv, "o:f:t:d:qhV", lo, NULL)) != -1) {
         switch (c) {
         case 'o': o->output = optarg; break;
         case 't': o->tokenizer = optarg; break;
         case 'q': lc_set_quiet(1); break;
+        case 'd':
+            if (!strcmp(optarg, "f32")) o->dtype = LC_DT_F32;
+            else if (!strcmp(optarg, "f16")) o->dtype = LC_DT_F16;
+            else if (!strcmp(optarg, "bf16")) o->dtype = LC_DT_BF16;
+            else {
+                fprintf(stderr, "lc-import: --dtype: unknown type '%s' (f32, f16, bf16)\n", optarg);
+                return 2;
+            }
+            break;
         case 'S':
             if (lc_parse_long("--synthetic", optarg, 0, 2147483647L, &o->seed)) {
                 fprintf(stderr, "lc-import: %s\n", lc_errmsg());
@@ -85,14 +97,30 @@ static int run(const struct opts *o, int argc, char **argv)
         if (kind == LC_IMPORT_CONTAINER)
             return lc_error("%s: already a libcompress container", o->source);
     }
-    lc_container *out;
+    lc_container *out, *dst, *mem = NULL;
     lc_import_report rep;
     if (lc_container_create(o->output, &out))
         return -1;
-    int rc = o->synthetic             ? lc_import_synthetic((uint64_t)o->seed, out, &rep)
-             : kind == LC_IMPORT_HF   ? lc_import_hf(o->source, out, &rep)
-             : kind == LC_IMPORT_GGUF ? lc_import_gguf(o->source, out, &rep)
-                                      : lc_import_llama2c(o->source, o->tokenizer, out, &rep);
+    /* with --dtype the import goes to memory first, then converted into out */
+    if (o->dtype >= 0 && lc_container_create_memory(&mem)) {
+        lc_container_abort(out);
+        return -1;
+    }
+    dst = mem ? mem : out;
+    int rc = o->synthetic             ? lc_import_synthetic((uint64_t)o->seed, dst, &rep)
+             : kind == LC_IMPORT_HF   ? lc_import_hf(o->source, dst, &rep)
+             : kind == LC_IMPORT_GGUF ? lc_import_gguf(o->source, dst, &rep)
+                                      : lc_import_llama2c(o->source, o->tokenizer, dst, &rep);
+    if (!rc && mem) {
+        uint8_t *img = NULL;
+        size_t len;
+        lc_container *rd = NULL;
+        rc = lc_container_memory_image(mem, &img, &len) || lc_container_open_memory(img, len, o->source ? o->source : "synthetic", &rd) ||
+             lc_convert_dense(rd, out, (lc_dtype)o->dtype, rep.note, sizeof rep.note);
+        free(img);
+        lc_container_close(rd);
+    }
+    lc_container_close(mem);
     if (rc || lc_container_add_lineage(out, NULL, "lc-import", argc, argv, rep.digest, rep.note)) {
         lc_container_abort(out);
         return -1;

@@ -284,3 +284,46 @@ int lc_import_synthetic(uint64_t seed, lc_container *out, lc_import_report *rep)
              "its measurements mean nothing", (unsigned long long)seed);
     return 0;
 }
+
+/* ---- dtype conversion --------------------------------------------------------- */
+
+int lc_convert_dense(lc_container *in, lc_container *out, lc_dtype dt, char *note, size_t nn)
+{
+    if (lc_container_copy_header(in, out))
+        return -1;
+    int converted = 0;
+    for (int i = 0; i < lc_container_n_tensors(in); i++) {
+        const char *name = lc_container_tensor_name(in, i);
+        lc_tensor t, o;
+        if (lc_container_tensor_info(in, name, &t))
+            return -1;
+        if (t.enc != LC_ENC_DENSE || t.dtype == dt) {
+            if (lc_container_copy_tensor(in, out, name))
+                return -1;
+            continue;
+        }
+        if (lc_container_read_tensor(in, name, &t))
+            return -1;
+        float *f = lc_malloc((size_t)lc_tensor_numel(&t) * sizeof *f);
+        int rc = !f || lc_tensor_to_f32(&t, f) || lc_tensor_alloc_dense(&o, name, dt, t.ndim, t.shape);
+        if (!rc) {
+            int64_t n = lc_tensor_numel(&t);
+            if (dt == LC_DT_F32)
+                memcpy(o.data, f, (size_t)n * 4);
+            else
+                for (int64_t k = 0; k < n; k++)
+                    ((uint16_t *)o.data)[k] = dt == LC_DT_F16 ? lc_f32_to_f16(f[k]) : lc_f32_to_bf16(f[k]);
+            rc = lc_container_write_tensor(out, &o);
+            lc_tensor_release(&o);
+        }
+        free(f);
+        lc_tensor_release(&t);
+        if (rc)
+            return -1;
+        converted++;
+    }
+    size_t k = strlen(note);
+    if (k < nn)
+        snprintf(note + k, nn - k, "%sdense tensors converted to %s: %d", k ? "; " : "", lc_dtype_name(dt), converted);
+    return 0;
+}

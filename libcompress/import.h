@@ -53,6 +53,11 @@ int lc_import_gguf(const char *path, lc_container *out, lc_import_report *rep);
  * machine); the lineage note labels it SYNTHETIC. */
 int lc_import_synthetic(uint64_t seed, lc_container *out, lc_import_report *rep);
 
+/* Copy in -> out (header and tensors) with every dense tensor converted to
+ * dtype (exact when widening; f32 -> f16/bf16 rounds to nearest even).
+ * Quantized tensors are copied unchanged.  Appends a summary to note. */
+int lc_convert_dense(lc_container *in, lc_container *out, lc_dtype dtype, char *note, size_t n);
+
 /* Canonical name helpers. */
 void lc_layer_tensor_name(char *buf, size_t n, int layer, const char *what);
 

@@ -14,4 +14,11 @@ check "same seed, same weights" cmp -s "$TMP/a.txt" "$TMP/b.txt"
 check "other seed, other weights" test "$(cksum <"$TMP/a.txt")" != "$(cksum <"$TMP/c.txt")"
 expect_fail_clean 2 "--synthetic with a SOURCE too" lc-import --synthetic 5 somefile
 expect_fail_clean 2 "--synthetic needs a number" lc-import --synthetic x
+# --dtype converts dense weights (exactly when widening) and says so
+expect_code 0 "--dtype bf16" lc-import -q --synthetic 5 --dtype bf16 -o "$TMP/h.h5"
+expect_code 0 "--dtype f16" lc-import -q --synthetic 5 --dtype f16 -o "$TMP/f.h5"
+lc-info "$TMP/h.h5" >"$TMP/out"
+check "weights are bf16" grep -q "layers.0.attn_q  *bf16" "$TMP/out"
+check "the lineage says so" grep -q "converted to bf16" "$TMP/out"
+expect_fail_clean 2 "--dtype q4 refused" lc-import --synthetic 5 --dtype q4
 done_testing
