@@ -4,6 +4,7 @@
 # in the ledger; prints the comparison at the end.
 #   pipelines/quant-grid.sh [MODEL_DIR_OR_FILE] [OUT_DIR]
 # Environment: LC_SHARED, LC_LEDGER_DB (default results/ledger.db), CHUNKS (120).
+# The base model's log-probs are computed once and cached in OUT/base.cache.
 set -eu
 cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:$PATH"
@@ -19,7 +20,8 @@ run() { # name, lc-quant args...
     echo "== $name: lc-quant $*" >&2
     /usr/bin/time -f "$name: quantize %e s, peak %M KiB" lc-quant -q "$@" "$base" -o "$OUT/$name.h5"
   fi
-  lc-eval -q --text heldout --chunks "$CHUNKS" --base "$base" --no-speed --name "$name" "$OUT/$name.h5" >"$OUT/$name.txt"
+  lc-eval -q --text heldout --chunks "$CHUNKS" --base "$base" --base-cache "$OUT/base.cache" --no-speed \
+    --name "$name" "$OUT/$name.h5" >"$OUT/$name.txt"
   grep -E "^size|perplexity|KLD|top-1" "$OUT/$name.txt" | sed "s/^/$name: /" >&2
 }
 run rtn4-g128      --method rtn  --bits 4 --group 128 --embed-bits 8
