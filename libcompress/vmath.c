@@ -79,43 +79,45 @@ __attribute__((target("avx512f"))) static inline __m512 exp512(__m512 x)
     return _mm512_maskz_mul_ps((__mmask16)~under, p, _mm512_castsi512_ps(e));
 }
 
+/* AVX-512: the ragged tail goes through the same vector code under a mask
+ * (masked-off lanes are -inf for the max and 0 in the sum). */
 __attribute__((target("avx512f"))) static void softmax512(float *x, int n)
 {
     __m512 vm = _mm512_set1_ps(-INFINITY);
     int i = 0;
     for (; i + 16 <= n; i += 16)
         vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
-    float mx = _mm512_reduce_max_ps(vm);
-    for (; i < n; i++)
-        mx = x[i] > mx ? x[i] : mx;
-    __m512 vmx = _mm512_set1_ps(mx), vs = _mm512_setzero_ps();
+    __mmask16 tail = (__mmask16)((1u << (n - i)) - 1);
+    vm = _mm512_max_ps(vm, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail, x + i));
+    __m512 vmx = _mm512_set1_ps(_mm512_reduce_max_ps(vm)), vs = _mm512_setzero_ps();
     for (i = 0; i + 16 <= n; i += 16) {
         __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmx));
         _mm512_storeu_ps(x + i, e);
         vs = _mm512_add_ps(vs, e);
     }
-    double sum = _mm512_reduce_add_ps(vs);
-    for (; i < n; i++) {
-        x[i] = lc_expf_ref(x[i] - mx);
-        sum += x[i];
+    if (tail) {
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(tail, x + i), vmx));
+        e = _mm512_maskz_mov_ps(tail, e);
+        _mm512_mask_storeu_ps(x + i, tail, e);
+        vs = _mm512_add_ps(vs, e);
     }
+    double sum = _mm512_reduce_add_ps(vs);
     __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
     for (i = 0; i + 16 <= n; i += 16)
         _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
-    for (; i < n; i++)
-        x[i] *= (float)(1.0 / sum);
+    if (tail)
+        _mm512_mask_storeu_ps(x + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), inv));
 }
 
 __attribute__((target("avx512f"))) static void swiglu512(float *a, const float *b, int n)
 {
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m512 va = _mm512_loadu_ps(a + i);
+    for (int i = 0; i < n; i += 16) {
+        __mmask16 k = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 va = _mm512_maskz_loadu_ps(k, a + i);
         __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), va));
         __m512 s = _mm512_div_ps(va, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
-        _mm512_storeu_ps(a + i, _mm512_mul_ps(s, _mm512_loadu_ps(b + i)));
+        _mm512_mask_storeu_ps(a + i, k, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(k, b + i)));
     }
-    lc_swiglu_ref(a + i, b + i, n - i);
 }
 
 /* ---- AVX2 ------------------------------------------------------------------ */

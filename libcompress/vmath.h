@@ -12,7 +12,8 @@
 
 #include "infer.h"
 
-/* x[0..n) = softmax(x) in place (max subtracted, sum in f32 lanes then double). */
+/* x[0..n) = softmax(x) in place (max subtracted, sum in f32 lanes then double);
+ * n >= 1. */
 void lc_softmax(float *x, int n, lc_isa isa);
 void lc_softmax_ref(float *x, int n);
 /* a[i] = silu(a[i]) * b[i] = a / (1 + exp(-a)) * b */
