@@ -15,6 +15,7 @@
  */
 #include "infer.h"
 #include "kernels.h"
+#include "kernels_q8.h"
 #include "model.h"
 #include "import.h"
 #include "pool.h"
@@ -136,6 +137,7 @@ struct lc_model {
     lc_isa isa;
     size_t weight_bytes, token_bytes;
     int all_f32;          /* every matrix is dense f32 (no panel decoding in prefill) */
+    int act8;             /* decode may quantize activations (lc_model_opts.f32_act == 0) */
 };
 
 const lc_config *lc_model_config(const lc_model *m) { return &m->cfg; }
@@ -276,6 +278,7 @@ int lc_model_load(lc_container *c, const lc_model_opts *opts, lc_model **out)
     lc_isa cap = opts ? opts->max_isa : LC_ISA_AVX512, det = lc_isa_detect();
     m->isa = cap < det ? cap : det;
     m->n_threads = nt;
+    m->act8 = !(opts && opts->f32_act);
     if (lc_container_read_config(c, &m->cfg) || lc_config_validate(&m->cfg))
         goto fail;
     if (m->cfg.head_dim % 2)
@@ -305,6 +308,7 @@ struct lc_state {
     /* prefill, n_batch rows each */
     float *X, *XB, *Q, *AO, *H1, *H2, *S, *panel; /* S: [ATT_BLOCK][n_ctx] */
     size_t panel_floats;       /* scratch for non-f32 weight panels (0 = all f32) */
+    lc_xq xq;                  /* decode: the 8-bit activations of the current matvec */
 };
 
 static float *falloc(size_t a, size_t b)
@@ -325,6 +329,7 @@ void lc_state_free(lc_state *s)
                      s->X, s->XB, s->Q, s->AO, s->H1, s->H2, s->S, s->panel};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
+    lc_xq_release(&s->xq);
     free(s);
 }
 
@@ -429,9 +434,18 @@ typedef struct mv_job {
     const float *x;
     float *res;
     lc_isa isa;
+    const lc_xq *xq;   /* x quantized to 8 bits (NULL: f32 kernels only) */
 } mv_job;
 
 static long n_blocks(const lc_wmat *w) { return (long)((w->rows + MV_BLOCK - 1) / MV_BLOCK); }
+
+static void mv_rows(const mv_job *j, int i, int64_t r0, int64_t r1)
+{
+    if (j->xq && lc_q8x_supported(j->w[i], j->isa))
+        lc_matvec_q8x(j->w[i], j->xq, j->y[i], r0, r1);
+    else
+        lc_matvec(j->w[i], j->x, j->y[i], r0, r1, j->isa);
+}
 
 static void mv_task(void *ctx, long a, long b)
 {
@@ -443,9 +457,9 @@ static void mv_task(void *ctx, long a, long b)
             while (k >= n_blocks(j->w[i]))
                 k -= n_blocks(j->w[i]), i++;
         int64_t r0 = (int64_t)k * MV_BLOCK, r1 = r0 + MV_BLOCK < j->w[i]->rows ? r0 + MV_BLOCK : j->w[i]->rows;
-        lc_matvec(j->w[i], j->x, j->y[i], r0, r1, j->isa);
+        mv_rows(j, i, r0, r1);
         if (j->epi == EPI_SWIGLU) {
-            lc_matvec(j->w[1], j->x, j->y[1], r0, r1, j->isa);
+            mv_rows(j, 1, r0, r1);
             lc_swiglu(j->y[0] + r0, j->y[1] + r0, (int)(r1 - r0), j->isa);
         } else if (j->epi == EPI_ADD) {
             for (int64_t r = r0; r < r1; r++)
@@ -455,6 +469,21 @@ static void mv_task(void *ctx, long a, long b)
 }
 
 static long grain_for(const lc_model *m, long n) { long g = n / (8L * m->n_threads); return g < 1 ? 1 : g; }
+
+/* Quantize the job's input to 8 bits once when one of its matrices runs on
+ * the integer-activation kernel. */
+static void mv_prepare(const lc_model *m, lc_state *s, mv_job *j, int n_x)
+{
+    j->xq = NULL;
+    if (!m->act8 || !s)
+        return;
+    for (int i = 0; i < j->nw; i++)
+        if (lc_q8x_supported(j->w[i], j->isa)) {
+            if (lc_xq_prepare(&s->xq, j->x, n_x) == 0)
+                j->xq = &s->xq;
+            return;
+        }
+}
 
 static void matvec_pool(const lc_model *m, mv_job *j)
 {
@@ -504,25 +533,30 @@ static void decode(lc_model *m, lc_state *s, int tok, int pos, float *logits)
         float *k = s->kc + lo, *v = s->vc + lo;
         /* attention: q, k, v = W . rms(x); rope; softmax(q k^T / sqrt(hd)) v; x += Wo . o */
         rmsnorm(s->xb, x, L->attn_norm, dim, c->norm_eps);
-        mv_job j1 = {{&L->wq, &L->wk, &L->wv}, {s->q, k, v}, 3, EPI_NONE, s->xb, NULL, m->isa};
+        mv_job j1 = {{&L->wq, &L->wk, &L->wv}, {s->q, k, v}, 3, EPI_NONE, s->xb, NULL, m->isa, NULL};
+        mv_prepare(m, s, &j1, dim);
         matvec_pool(m, &j1);
         rope(s->q, c->n_heads, hd, cs, sn);
         rope(k, c->n_kv_heads, hd, cs, sn);
         att_job aj = {s, l, pos};
         lc_pool_for(m->pool, c->n_heads, 1, att_decode_task, &aj);
-        mv_job j2 = {{&L->wo}, {s->tmp}, 1, EPI_ADD, s->ao, x, m->isa};
+        mv_job j2 = {{&L->wo}, {s->tmp}, 1, EPI_ADD, s->ao, x, m->isa, NULL};
+        mv_prepare(m, s, &j2, c->n_heads * hd);
         matvec_pool(m, &j2);
         /* feed-forward: x += Wd . (silu(Wg . rms(x)) * (Wu . rms(x))) */
         rmsnorm(s->xb, x, L->ffn_norm, dim, c->norm_eps);
-        mv_job j3 = {{&L->wg, &L->wu}, {s->hb, s->hb2}, 2, EPI_SWIGLU, s->xb, NULL, m->isa};
+        mv_job j3 = {{&L->wg, &L->wu}, {s->hb, s->hb2}, 2, EPI_SWIGLU, s->xb, NULL, m->isa, NULL};
+        mv_prepare(m, s, &j3, dim);
         matvec_pool(m, &j3);
-        mv_job j4 = {{&L->wd}, {s->tmp}, 1, EPI_ADD, s->hb, x, m->isa};
+        mv_job j4 = {{&L->wd}, {s->tmp}, 1, EPI_ADD, s->hb, x, m->isa, NULL};
+        mv_prepare(m, s, &j4, c->ffn_dim);
         matvec_pool(m, &j4);
     }
     if (!logits)
         return;
     rmsnorm(s->xb, x, m->norm, dim, c->norm_eps);
-    mv_job jo = {{&m->out}, {logits}, 1, EPI_NONE, s->xb, NULL, m->isa};
+    mv_job jo = {{&m->out}, {logits}, 1, EPI_NONE, s->xb, NULL, m->isa, NULL};
+    mv_prepare(m, s, &jo, dim);
     matvec_pool(m, &jo);
 }
 
@@ -681,7 +715,7 @@ static int prefill(lc_model *m, lc_state *s, const int32_t *tok, int n, int pos0
         lc_matmul(&m->out, s->XB, n, logits, c->vocab_size, P, pf);
     } else {
         rmsnorm(s->xb, s->X + (size_t)(n - 1) * dim, m->norm, dim, c->norm_eps);
-        mv_job jo = {{&m->out}, {logits}, 1, EPI_NONE, s->xb, NULL, m->isa};
+        mv_job jo = {{&m->out}, {logits}, 1, EPI_NONE, s->xb, NULL, m->isa, NULL};
         matvec_pool(m, &jo);
     }
     return 0;
@@ -753,7 +787,7 @@ int lc_model_logits(lc_model *m, const float *X, int n, float *logits)
         return -1;
     for (int i = 0; i < n; i++) {
         rmsnorm(xb, X + (size_t)i * (size_t)c->dim, m->norm, c->dim, c->norm_eps);
-        mv_job jo = {{&m->out}, {logits + (size_t)i * (size_t)c->vocab_size}, 1, EPI_NONE, xb, NULL, m->isa};
+        mv_job jo = {{&m->out}, {logits + (size_t)i * (size_t)c->vocab_size}, 1, EPI_NONE, xb, NULL, m->isa, NULL};
         matvec_pool(m, &jo);
     }
     free(xb);

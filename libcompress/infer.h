@@ -33,6 +33,10 @@ int lc_isa_parse(const char *s, lc_isa *out);
 typedef struct lc_model_opts {
     int n_threads;     /* 0 = all online CPUs */
     lc_isa max_isa;    /* cap (the profile's ISA level); kernels use min(cap, detected) */
+    int f32_act;       /* 1: decode keeps f32 activations for 4/8-bit weights; 0 (default):
+                        * they are quantized to 8 bits per 32 values and multiplied with
+                        * integer dot products (kernels_q8.h, as llama.cpp does), where the
+                        * CPU has AVX-512 VNNI.  Prefill and evaluation always use f32. */
 } lc_model_opts;
 
 typedef struct lc_model lc_model;

@@ -1,0 +1,265 @@
+/* Integer-activation matvec for 4- and 8-bit weights (see kernels_q8.h). */
+#include "kernels_q8.h"
+
+#include <cpuid.h>
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int have_vnni(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        /* CPUID leaf 7 subleaf 0: ECX bit 11 = AVX512_VNNI */
+        unsigned a, b, c = 0, d;
+        v = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c >> 11 & 1);
+    }
+    return v;
+}
+
+int lc_q8x_supported(const lc_wmat *w, lc_isa isa)
+{
+    return isa >= LC_ISA_AVX512 && have_vnni() && (w->fmt == LC_WF_Q4 || w->fmt == LC_WF_Q8) && w->group % 32 == 0 &&
+           w->cols % 32 == 0;
+}
+
+void lc_xq_release(lc_xq *xq)
+{
+    free(xq->q);
+    free(xq->d);
+    free(xq->s);
+    free(xq->ds);
+    memset(xq, 0, sizeof *xq);
+}
+
+int lc_xq_prepare(lc_xq *xq, const float *x, int n)
+{
+    if (n % 32)
+        return lc_error("lc_xq_prepare: %d is not a multiple of 32", n);
+    if (n > xq->cap) {
+        lc_xq_release(xq);
+        xq->q = lc_malloc((size_t)n);
+        xq->d = lc_malloc((size_t)(n / 32) * sizeof *xq->d);
+        xq->s = lc_malloc((size_t)(n / 32) * sizeof *xq->s);
+        xq->ds = lc_malloc((size_t)(n / 32) * sizeof *xq->ds);
+        if (!xq->q || !xq->d || !xq->s || !xq->ds) {
+            lc_xq_release(xq);
+            return -1;
+        }
+        xq->cap = n;
+    }
+    xq->n = n;
+    for (int b = 0; b < n / 32; b++) {
+        const float *xb = x + b * 32;
+        float amax = 0;
+        for (int k = 0; k < 32; k++)
+            amax = fmaxf(amax, fabsf(xb[k]));
+        float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+        int32_t sum = 0;
+        for (int k = 0; k < 32; k++) {
+            int q = (int)lrintf(xb[k] * id);
+            xq->q[b * 32 + k] = (int8_t)q;
+            sum += q;
+        }
+        xq->d[b] = d;
+        xq->s[b] = sum;
+        xq->ds[b] = d * (float)sum;
+    }
+    return 0;
+}
+
+/* The group parameters of row r, group g: scale, and either the integer
+ * offset z (sym/zero) or the f32 min (min form). */
+static inline void group_params(const lc_wmat *w, int64_t r, int64_t g, float *s, int *z, float *m)
+{
+    size_t gi = (size_t)r * (size_t)w->gpr + (size_t)g;
+    *s = lc_f16_to_f32(w->scales[gi]);
+    *m = 0;
+    *z = 0;
+    if (w->qform == LC_QF_SYM)
+        *z = 1 << (w->bits - 1);
+    else if (w->qform == LC_QF_ZERO)
+        *z = w->zeros[gi];
+    else
+        *m = lc_f16_to_f32(w->mins[gi]);
+}
+
+/* code k of a 32-code block starting at byte p */
+static inline int code_at(const lc_wmat *w, const uint8_t *p, int k)
+{
+    if (w->fmt == LC_WF_Q8)
+        return p[k];
+    return k < 16 ? (p[k] & 15) : (p[k - 16] >> 4);
+}
+
+void lc_matvec_q8x_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
+{
+    int nb = (int)(w->cols / 32), bpg = w->group / 32, bb = w->fmt == LC_WF_Q8 ? 32 : 16;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        float acc = 0;
+        for (int b = 0; b < nb; b++) {
+            float s, m;
+            int z;
+            group_params(w, r, b / bpg, &s, &z, &m);
+            const int8_t *q = xq->q + b * 32;
+            int32_t dot = 0;
+            for (int k = 0; k < 32; k++)
+                dot += code_at(w, row + (size_t)b * bb, k) * q[k];
+            acc += xq->d[b] * (s * (float)(dot - z * xq->s[b]) + m * (float)xq->s[b]);
+        }
+        y[r] = acc;
+    }
+}
+
+/* Two 32-code blocks as 64 unsigned bytes in code order. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) static inline __m512i load2(const lc_wmat *w, const uint8_t *p)
+{
+    if (w->fmt == LC_WF_Q8)
+        return _mm512_loadu_si512((const void *)p);
+    __m256i v = _mm256_loadu_si256((const __m256i *)p); /* [blk0 16 B | blk1 16 B] */
+    __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(15));
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(15));
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); /* [lo0 lo1 hi0 hi1] */
+    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));        /* [lo0 hi0 lo1 hi1] */
+}
+
+/* Group size 32 (one scale per block): 16 blocks at a time, their scales
+ * converted and multiplied by the activation scales in one vector, the
+ * per-pair broadcast by a lane permutation. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) static void q8x_g32_avx512(const lc_wmat *w,
+                                                                                         const lc_xq *xq, float *y,
+                                                                                         int64_t r0, int64_t r1)
+{
+    int nb = (int)(w->cols / 32), bb = w->fmt == LC_WF_Q8 ? 32 : 16;
+    __m512i pidx[8];
+    for (int p = 0; p < 8; p++)
+        pidx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1);
+    float zsym = (float)(1 << (w->bits - 1));
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        const uint16_t *sc16 = w->scales + (size_t)r * (size_t)nb;
+        __m512 acc = _mm512_setzero_ps(), vcorr = _mm512_setzero_ps();
+        for (int b0 = 0; b0 < nb; b0 += 16) {
+            int nbk = nb - b0 < 16 ? nb - b0 : 16;
+            __mmask16 k = (__mmask16)((1u << nbk) - 1);
+            __m512 sv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, sc16 + b0));
+            __m512 sbv = _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(k, xq->d + b0));
+            __m512 gov;
+            if (w->qform == LC_QF_SYM)
+                gov = _mm512_mul_ps(sv, _mm512_set1_ps(-zsym));
+            else if (w->qform == LC_QF_MIN)
+                gov = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, w->mins + (size_t)r * (size_t)nb + b0));
+            else
+                gov = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), sv),
+                                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
+                                        _mm_maskz_loadu_epi8(k, w->zeros + (size_t)r * (size_t)nb + b0))));
+            vcorr = _mm512_fmadd_ps(gov, _mm512_maskz_loadu_ps(k, xq->ds + b0), vcorr);
+            int p = 0;
+            for (; 2 * p + 2 <= nbk; p++) {
+                int b = b0 + 2 * p;
+                __m512i u = load2(w, row + (size_t)b * bb);
+                __m512i q = _mm512_loadu_si512((const void *)(xq->q + b * 32));
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, q);
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pidx[p], sbv), acc);
+            }
+            if (2 * p < nbk) { /* an odd last block */
+                int b = b0 + 2 * p;
+                const int8_t *q = xq->q + b * 32;
+                int32_t dot = 0;
+                for (int kk = 0; kk < 32; kk++)
+                    dot += code_at(w, row + (size_t)b * bb, kk) * q[kk];
+                float sbb[16];
+                _mm512_storeu_ps(sbb, sbv);
+                vcorr = _mm512_add_ps(vcorr, _mm512_maskz_mov_ps(1, _mm512_set1_ps(sbb[2 * p] * (float)dot)));
+            }
+        }
+        y[r] = _mm512_reduce_add_ps(acc) + _mm512_reduce_add_ps(vcorr);
+    }
+}
+
+#define Q8X_MAX_BLOCKS 1024 /* cols up to 32768 on the fast path */
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) static void q8x_avx512(const lc_wmat *w,
+                                                                                     const lc_xq *xq, float *y,
+                                                                                     int64_t r0, int64_t r1)
+{
+    int nb = (int)(w->cols / 32), bpg = w->group / 32, bb = w->fmt == LC_WF_Q8 ? 32 : 16;
+    if (nb > Q8X_MAX_BLOCKS) {
+        lc_matvec_q8x_ref(w, xq, y, r0, r1);
+        return;
+    }
+    float sb[Q8X_MAX_BLOCKS + 1], gs[Q8X_MAX_BLOCKS], go[Q8X_MAX_BLOCKS];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        /* per group: scale s and offset o = m - s z (the term multiplying S_b) */
+        const uint16_t *sc16 = w->scales + (size_t)r * (size_t)w->gpr;
+        int gpr = w->gpr, g = 0;
+        for (; g + 16 <= gpr; g += 16)
+            _mm512_storeu_ps(gs + g, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc16 + g))));
+        for (; g < gpr; g++)
+            gs[g] = lc_f16_to_f32(sc16[g]);
+        /* offsets o = m - s z per group (the term multiplying d_b S_b) */
+        if (w->qform == LC_QF_SYM) {
+            float z = (float)(1 << (w->bits - 1));
+            for (g = 0; g < gpr; g++)
+                go[g] = -gs[g] * z;
+        } else {
+            const uint8_t *zr = w->zeros ? w->zeros + (size_t)r * (size_t)gpr : NULL;
+            const uint16_t *mr = w->mins ? w->mins + (size_t)r * (size_t)gpr : NULL;
+            for (g = 0; g < gpr; g++)
+                go[g] = w->qform == LC_QF_MIN ? lc_f16_to_f32(mr[g]) : -gs[g] * (float)zr[g];
+        }
+        /* per block: sb = s_g d_b; corr = sum_b o_g d_b S_b */
+        float corr = 0;
+        if (bpg == 1) {
+            __m512 vc = _mm512_setzero_ps();
+            int k = 0;
+            for (; k + 16 <= nb; k += 16) {
+                _mm512_storeu_ps(sb + k, _mm512_mul_ps(_mm512_loadu_ps(gs + k), _mm512_loadu_ps(xq->d + k)));
+                vc = _mm512_fmadd_ps(_mm512_loadu_ps(go + k), _mm512_loadu_ps(xq->ds + k), vc);
+            }
+            for (; k < nb; k++) {
+                sb[k] = gs[k] * xq->d[k];
+                corr += go[k] * xq->ds[k];
+            }
+            corr += _mm512_reduce_add_ps(vc);
+        } else {
+            for (g = 0; g < gpr; g++)
+                for (int k = g * bpg; k < (g + 1) * bpg; k++) {
+                    sb[k] = gs[g] * xq->d[k];
+                    corr += go[g] * xq->ds[k];
+                }
+        }
+        sb[nb] = 0;
+        __m512 acc = _mm512_setzero_ps();
+        int b = 0;
+        for (; b + 2 <= nb; b += 2) {
+            __m512i u = load2(w, row + (size_t)b * bb);
+            __m512i q = _mm512_loadu_si512((const void *)(xq->q + b * 32));
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, q); /* lanes 0-7: blk b, 8-15: b+1 */
+            __m512 scv = _mm512_insertf32x8(_mm512_set1_ps(sb[b]), _mm256_set1_ps(sb[b + 1]), 1);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scv, acc);
+        }
+        float tail = 0;
+        if (b < nb) { /* an odd last block */
+            const int8_t *q = xq->q + b * 32;
+            int32_t dot = 0;
+            for (int k = 0; k < 32; k++)
+                dot += code_at(w, row + (size_t)b * bb, k) * q[k];
+            tail = sb[b] * (float)dot;
+        }
+        y[r] = _mm512_reduce_add_ps(acc) + tail + corr;
+    }
+}
+
+void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
+{
+    if (have_vnni() && w->group == 32)
+        q8x_g32_avx512(w, xq, y, r0, r1);
+    else if (have_vnni())
+        q8x_avx512(w, xq, y, r0, r1);
+    else
+        lc_matvec_q8x_ref(w, xq, y, r0, r1);
+}
