@@ -854,6 +854,210 @@ static int valid_name(const char *name)
 
 static const char *qform_str(lc_qform q) { return q == LC_QF_SYM ? "sym" : q == LC_QF_MIN ? "min" : "zero"; }
 
+/* ---- sparse encodings (docs/FORMAT.md "sparse_nm", "sparse_mask") -------- */
+
+static int attr_i64(hid_t o, const char *n, int64_t v, const char *ctx)
+{
+    return attr_write(o, n, H5T_STD_I64LE, &v, ctx);
+}
+
+/* Packing of a sparse tensor's codes: N:M rows as LC_ENC_QUANT rows of K
+ * codes (q4x32 needs K % 32 == 0), mask codes one bit stream. */
+static const char *sparse_packing(const lc_tensor *t)
+{
+    int64_t K = t->enc == LC_ENC_SPARSE_NM ? t->shape[1] / t->sp_m * t->sp_n : 0;
+    if (t->bits == 8)
+        return "bytes";
+    return t->enc == LC_ENC_SPARSE_NM && t->bits == 4 && K % 32 == 0 ? "q4x32" : "lsb";
+}
+
+/* dset_write that also accepts an empty dataset (nothing kept). */
+static int sp_dset_write(hid_t g, const char *name, hid_t ft, int rank, const hsize_t *dims, const void *buf,
+                         const char *ctx)
+{
+    if (buf)
+        return dset_write(g, name, ft, ft, rank, dims, buf, ctx);
+    hid_t sp = H5Screate_simple(rank, dims, NULL), d = -1;
+    if (sp >= 0)
+        d = H5Dcreate2(g, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d < 0)
+        return lc_error("%s: cannot write dataset '%s': %s", ctx, name, h5_detail());
+    H5Dclose(d);
+    return 0;
+}
+
+static int write_sparse(hid_t g, const lc_tensor *t, const char *ctx)
+{
+    int nm = t->enc == LC_ENC_SPARSE_NM;
+    hsize_t rows = (hsize_t)t->shape[0], cols = (hsize_t)t->shape[1];
+    hsize_t K = nm ? cols / (hsize_t)t->sp_m * (hsize_t)t->sp_n : 0;
+    if (attr_str(g, "encoding", nm ? "sparse_nm" : "sparse_mask", ctx) ||
+        attr_i64_array(g, "shape", t->shape, t->ndim, ctx) || attr_i64(g, "nnz", t->sp_nnz, ctx) ||
+        (nm && (attr_int(g, "n", t->sp_n, ctx) || attr_int(g, "m", t->sp_m, ctx))) ||
+        attr_str(g, "value_encoding", t->bits ? "quant" : "dense", ctx))
+        return -1;
+    if (nm) {
+        hsize_t id[2] = {rows, (hsize_t)(t->sp_idx_bytes / rows)};
+        if (dset_write(g, "indices", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, id, t->sp_idx, ctx))
+            return -1;
+    } else {
+        hsize_t md[2] = {rows, (hsize_t)(t->sp_idx_bytes / rows)}, rd = rows + 1;
+        if (dset_write(g, "mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, md, t->sp_idx, ctx) ||
+            dset_write(g, "row_ptr", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &rd, t->sp_row_ptr, ctx))
+            return -1;
+    }
+    if (!t->bits) {
+        hid_t ft = dtype_h5(t->dtype);
+        hsize_t vd[2] = {nm ? rows : (hsize_t)t->sp_nnz, K};
+        return attr_str(g, "dtype", lc_dtype_name(t->dtype), ctx) ||
+               sp_dset_write(g, "values", ft, nm ? 2 : 1, vd, t->data, ctx);
+    }
+    hsize_t cd[2] = {nm ? rows : (hsize_t)t->data_bytes, nm ? (hsize_t)(t->data_bytes / rows) : 0};
+    hsize_t sd[2] = {rows, cols / (hsize_t)t->group};
+    return attr_int(g, "bits", t->bits, ctx) || attr_int(g, "group", t->group, ctx) ||
+           attr_str(g, "form", qform_str(t->qform), ctx) || attr_str(g, "packing", sparse_packing(t), ctx) ||
+           sp_dset_write(g, "codes", H5T_STD_U8LE, nm ? 2 : 1, cd, t->data, ctx) ||
+           dset_write(g, "scales", t_f16, t_f16, 2, sd, t->scales, ctx) ||
+           (t->qform == LC_QF_MIN && dset_write(g, "mins", t_f16, t_f16, 2, sd, t->mins, ctx)) ||
+           (t->qform == LC_QF_ZERO && dset_write(g, "zeros", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, sd, t->zeros, ctx));
+}
+
+static int attr_read_i64(hid_t o, const char *n, int64_t *out, const char *ctx)
+{
+    long long v;
+    if (attr_read_num(o, n, H5T_NATIVE_LLONG, &v, ctx))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Attributes of a sparse tensor group -> t (counts derived, then checked by
+ * lc_tensor_validate in read_meta). */
+static int read_sparse_meta(hid_t g, lc_tensor *t, int nm, const char *ctx)
+{
+    char buf[32];
+    t->enc = nm ? LC_ENC_SPARSE_NM : LC_ENC_SPARSE_MASK;
+    if (t->ndim != 2)
+        return lc_error("%s: sparse tensors must be 2-D (rank %d)", ctx, t->ndim);
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    if (rows <= 0 || cols <= 0 || rows > ((int64_t)1 << 32) || cols > ((int64_t)1 << 32) ||
+        rows > ((int64_t)1 << 40) / cols)
+        return lc_error("%s: bad shape [%lld, %lld]", ctx, (long long)rows, (long long)cols);
+    if (attr_read_i64(g, "nnz", &t->sp_nnz, ctx) || attr_read_str(g, "value_encoding", buf, sizeof buf, ctx))
+        return -1;
+    if (t->sp_nnz < 0 || t->sp_nnz > rows * cols)
+        return lc_error("%s: nnz %lld outside [0, %lld]", ctx, (long long)t->sp_nnz, (long long)(rows * cols));
+    if (nm) {
+        if (attr_read_int(g, "n", &t->sp_n, ctx) || attr_read_int(g, "m", &t->sp_m, ctx))
+            return -1;
+        if (t->sp_m < 2 || t->sp_m > 16 || t->sp_n < 1 || t->sp_n >= t->sp_m || cols % t->sp_m)
+            return lc_error("%s: N:M %d:%d invalid for rows of %lld", ctx, t->sp_n, t->sp_m, (long long)cols);
+        t->sp_idx_bytes = (size_t)rows * lc_sparse_nm_idx_row_bytes(cols, t->sp_n, t->sp_m);
+    } else {
+        t->sp_idx_bytes = (size_t)rows * lc_sparse_mask_row_bytes(cols);
+    }
+    int64_t K = nm ? cols / t->sp_m * t->sp_n : 0;
+    if (!strcmp(buf, "dense")) {
+        if (attr_read_str(g, "dtype", buf, sizeof buf, ctx))
+            return -1;
+        if (!strcmp(buf, "f32"))
+            t->dtype = LC_DT_F32;
+        else if (!strcmp(buf, "f16"))
+            t->dtype = LC_DT_F16;
+        else if (!strcmp(buf, "bf16"))
+            t->dtype = LC_DT_BF16;
+        else
+            return lc_error("%s: unknown dtype '%s'", ctx, buf);
+        t->data_bytes = (size_t)t->sp_nnz * lc_dtype_size(t->dtype);
+        return 0;
+    }
+    if (strcmp(buf, "quant"))
+        return lc_error("%s: unknown sparse values kind '%s' (dense or quant)", ctx, buf);
+    if (attr_read_int(g, "bits", &t->bits, ctx) || attr_read_int(g, "group", &t->group, ctx) ||
+        attr_read_str(g, "form", buf, sizeof buf, ctx))
+        return -1;
+    if (!strcmp(buf, "sym"))
+        t->qform = LC_QF_SYM;
+    else if (!strcmp(buf, "min"))
+        t->qform = LC_QF_MIN;
+    else if (!strcmp(buf, "zero"))
+        t->qform = LC_QF_ZERO;
+    else
+        return lc_error("%s: unknown quantization form '%s'", ctx, buf);
+    if (t->bits < 2 || t->bits > 8 || t->group < 1 || cols % t->group)
+        return lc_error("%s: bits %d / group %d invalid for row length %lld", ctx, t->bits, t->group, (long long)cols);
+    if (attr_read_str(g, "packing", buf, sizeof buf, ctx))
+        return -1;
+    if (strcmp(buf, sparse_packing(t)))
+        return lc_error("%s: packing '%s', expected '%s'", ctx, buf, sparse_packing(t));
+    t->data_bytes = nm ? (size_t)rows * (size_t)((K * t->bits + 7) / 8) : (size_t)((t->sp_nnz * t->bits + 7) / 8);
+    t->n_groups = (size_t)(rows * (cols / t->group));
+    return 0;
+}
+
+/* Read a dataset of exactly count elements; an empty one is only checked. */
+static int sp_dset_read(hid_t g, const char *name, hid_t ft, size_t count, void *buf, const char *ctx)
+{
+    if (count)
+        return dset_read_exact(g, name, ft, count, buf, ctx);
+    long long n = dset_count(g, name, ctx);
+    if (n < 0)
+        return -1;
+    return n ? lc_error("%s: dataset '%s' holds %lld elements, expected 0", ctx, name, n) : 0;
+}
+
+/* Datasets of a sparse tensor whose metadata read_sparse_meta filled; the
+ * contents are validated before the tensor is handed out. */
+static int read_sparse_data(hid_t g, lc_tensor *t, const char *ctx)
+{
+    int nm = t->enc == LC_ENC_SPARSE_NM;
+    size_t rows = (size_t)t->shape[0];
+    /* element counts checked before allocating for them */
+    long long ni = dset_count(g, nm ? "indices" : "mask", ctx), nr = nm ? 0 : dset_count(g, "row_ptr", ctx);
+    if (ni < 0 || nr < 0)
+        return -1;
+    if ((size_t)ni != t->sp_idx_bytes || (!nm && (size_t)nr != rows + 1))
+        return lc_error("%s: dataset '%s' holds %lld elements, expected %zu", ctx,
+                        (size_t)ni != t->sp_idx_bytes ? (nm ? "indices" : "mask") : "row_ptr",
+                        (size_t)ni != t->sp_idx_bytes ? ni : nr, (size_t)ni != t->sp_idx_bytes ? t->sp_idx_bytes : rows + 1);
+    if (!(t->sp_idx = lc_malloc(t->sp_idx_bytes)) ||
+        dset_read_exact(g, nm ? "indices" : "mask", H5T_STD_U8LE, t->sp_idx_bytes, t->sp_idx, ctx))
+        return -1;
+    if (!nm && (!(t->sp_row_ptr = lc_malloc((rows + 1) * 8)) ||
+                dset_read_exact(g, "row_ptr", H5T_STD_U64LE, rows + 1, t->sp_row_ptr, ctx)))
+        return -1;
+    /* element counts of the values before allocating for them */
+    long long nv = dset_count(g, t->bits ? "codes" : "values", ctx);
+    size_t want = t->bits ? t->data_bytes : (size_t)t->sp_nnz;
+    if (nv < 0)
+        return -1;
+    if ((size_t)nv != want)
+        return lc_error("%s: dataset '%s' holds %lld elements, expected %zu", ctx, t->bits ? "codes" : "values", nv,
+                        want);
+    if (t->data_bytes && !(t->data = lc_malloc(t->data_bytes)))
+        return -1;
+    if (!t->bits) {
+        if (sp_dset_read(g, "values", dtype_h5(t->dtype), (size_t)t->sp_nnz, t->data, ctx))
+            return -1;
+    } else {
+        size_t ng = t->n_groups;
+        if (sp_dset_read(g, "codes", H5T_STD_U8LE, t->data_bytes, t->data, ctx) || !(t->scales = lc_malloc(ng * 2)) ||
+            dset_read_exact(g, "scales", t_f16, ng, t->scales, ctx))
+            return -1;
+        if (t->qform == LC_QF_MIN &&
+            (!(t->mins = lc_malloc(ng * 2)) || dset_read_exact(g, "mins", t_f16, ng, t->mins, ctx)))
+            return -1;
+        if (t->qform == LC_QF_ZERO &&
+            (!(t->zeros = lc_malloc(ng)) || dset_read_exact(g, "zeros", H5T_STD_U8LE, ng, t->zeros, ctx)))
+            return -1;
+    }
+    if (lc_tensor_validate(t))
+        return lc_error_prefix("%s", ctx);
+    return 0;
+}
+
 int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
 {
     if (!valid_name(t->name))
@@ -876,6 +1080,8 @@ int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
         rc = attr_str(g, "encoding", "dense", ctx) || attr_str(g, "dtype", lc_dtype_name(t->dtype), ctx) ||
              attr_i64_array(g, "shape", t->shape, t->ndim, ctx) ||
              dset_write(g, "data", ft, ft, t->ndim, dims, t->data, ctx);
+    } else if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) {
+        rc = write_sparse(g, t, ctx);
     } else {
         int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t);
         hsize_t cd[2] = {(hsize_t)rows, (hsize_t)(t->data_bytes / (size_t)rows)};
@@ -956,6 +1162,9 @@ static int read_meta(hid_t g, lc_tensor *t, const char *ctx)
                             (long long)t->shape[1]);
         t->data_bytes = (size_t)t->shape[0] * (size_t)((t->shape[1] * t->bits + 7) / 8);
         t->n_groups = (size_t)(t->shape[0] * (t->shape[1] / t->group));
+    } else if (strcmp(enc, "sparse_nm") == 0 || strcmp(enc, "sparse_mask") == 0) {
+        if (read_sparse_meta(g, t, enc[7] == 'n', ctx))
+            return -1;
     } else {
         return lc_error("%s: unknown encoding '%s'", ctx, enc);
     }
@@ -999,6 +1208,10 @@ int lc_container_read_tensor(lc_container *c, const char *name, lc_tensor *t)
     int rc = -1;
     if (read_meta(g, t, ctx))
         goto out;
+    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) {
+        rc = read_sparse_data(g, t, ctx);
+        goto out;
+    }
     if (!(t->data = lc_malloc(t->data_bytes)))
         goto out;
     if (t->enc == LC_ENC_DENSE) {

@@ -135,8 +135,9 @@ int lc_import_llama2c(const char *bin_path, const char *tok_path, lc_container *
     }
     int32_t h[7];
     memcpy(h, map, sizeof h);
-    int dim = h[0], hidden = h[1], L = h[2], nh = h[3], nkv = h[4], vocab = h[5] < 0 ? -h[5] : h[5],
-        seq = h[6];
+    /* vocab_size < 0 marks a separate classifier; INT32_MIN has no magnitude */
+    int dim = h[0], hidden = h[1], L = h[2], nh = h[3], nkv = h[4], seq = h[6];
+    int vocab = h[5] == INT32_MIN ? 0 : h[5] < 0 ? -h[5] : h[5];
     int shared = h[5] > 0;
     if (dim < 1 || dim > 65536 || hidden < 1 || hidden > 1 << 18 || L < 1 || L > 1024 || nh < 1 || nh > dim ||
         nkv < 1 || nkv > nh || h[5] == 0 || h[5] == INT32_MIN || vocab > 1 << 22 || seq < 1 || seq > 1 << 24 ||

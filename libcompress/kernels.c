@@ -68,7 +68,8 @@ INL int qzero(const lc_wmat *w, size_t gi)
     return w->qform == LC_QF_SYM ? 1 << (w->bits - 1) : w->qform == LC_QF_ZERO ? w->zeros[gi] : 0;
 }
 
-static const char *const fmt_names[LC_WF_COUNT] = {"f32", "f16", "bf16", "q8", "q4", "qbits"};
+static const char *const fmt_names[LC_WF_COUNT] = {"f32", "f16", "bf16", "q8", "q4", "qbits",
+                                                   "nm", "nm-q", "mask", "mask-q"};
 
 const char *lc_wfmt_name(lc_wfmt fmt) { return fmt >= 0 && fmt < LC_WF_COUNT ? fmt_names[fmt] : "?"; }
 
@@ -89,6 +90,8 @@ int lc_wmat_from_tensor(lc_wmat *w, const lc_tensor *t)
         w->row_bytes = (size_t)w->cols * lc_dtype_size(t->dtype);
         return 0;
     }
+    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+        return lc_sparse_wmat(w, t);
     if (t->enc != LC_ENC_QUANT)
         return lc_error("tensor '%s': encoding %d not supported by the inference core", t->name, (int)t->enc);
     w->bits = t->bits, w->group = t->group, w->qform = t->qform;
@@ -101,6 +104,8 @@ int lc_wmat_from_tensor(lc_wmat *w, const lc_tensor *t)
 
 size_t lc_wmat_bytes(const lc_wmat *w)
 {
+    if (w->fmt >= LC_WF_NM)
+        return w->sp_bytes;
     size_t n = w->row_bytes * (size_t)w->rows, g = (size_t)w->rows * (size_t)w->gpr;
     if (w->fmt >= LC_WF_Q8)
         n += g * 2 + (w->qform == LC_QF_MIN ? g * 2 : 0) + (w->qform == LC_QF_ZERO ? g : 0);
@@ -126,6 +131,10 @@ void lc_wmat_rows_f32(const lc_wmat *w, int64_t r0, int64_t r1, float *out)
                 out[c] = bf2f(h[c]);
             break;
         }
+        case LC_WF_NM:
+        case LC_WF_NM_Q:
+        case LC_WF_MASK:
+        case LC_WF_MASK_Q: lc_sparse_row_f32(w, r, out); break;
         default:
             for (int g = 0; g < w->gpr; g++) {
                 size_t gi = (size_t)r * (size_t)w->gpr + (size_t)g;
@@ -168,6 +177,10 @@ void lc_matvec_ref(const lc_wmat *w, const float *x, float *y, int64_t r0, int64
                 sum += bf2f(h[c]) * x[c];
             break;
         }
+        case LC_WF_NM:
+        case LC_WF_NM_Q:
+        case LC_WF_MASK:
+        case LC_WF_MASK_Q: sum = lc_sparse_dot_ref(w, r, x); break;
         default:
             for (int g = 0; g < w->gpr; g++) {
                 size_t gi = (size_t)r * (size_t)w->gpr + (size_t)g;
@@ -541,6 +554,10 @@ static const lc_matvec_fn kernels[LC_WF_COUNT][3] = {
     [LC_WF_Q8] = {lc_matvec_ref, matvec_q8_avx2, matvec_q8_avx512},
     [LC_WF_Q4] = {lc_matvec_ref, matvec_q4_avx2, matvec_q4_avx512},
     [LC_WF_QBITS] = {lc_matvec_ref, NULL, NULL},
+    [LC_WF_NM] = {lc_matvec_ref, lc_matvec_nm_avx2, lc_matvec_nm_avx512},
+    [LC_WF_NM_Q] = {lc_matvec_ref, lc_matvec_nmq_avx2, lc_matvec_nmq_avx512},
+    [LC_WF_MASK] = {lc_matvec_ref, lc_matvec_mask_avx2, lc_matvec_mask_avx512},
+    [LC_WF_MASK_Q] = {lc_matvec_ref, NULL, NULL},
 };
 
 lc_matvec_fn lc_matvec_kernel(lc_wfmt fmt, lc_isa isa)

@@ -43,6 +43,10 @@ typedef enum lc_wfmt {
     LC_WF_Q8,        /* 8-bit codes, one byte each */
     LC_WF_Q4,        /* 4-bit codes, GGUF Q4_0 block packing (32 codes in 16 bytes) */
     LC_WF_QBITS,     /* 2,3,5,6,7-bit codes, little-endian bit stream per row */
+    LC_WF_NM,        /* N:M sparse, kept values of type vdtype (lc.h LC_ENC_SPARSE_NM) */
+    LC_WF_NM_Q,      /* N:M sparse, kept values as quantized codes */
+    LC_WF_MASK,      /* bitmask sparse, kept values of type vdtype (LC_ENC_SPARSE_MASK) */
+    LC_WF_MASK_Q,    /* bitmask sparse, kept values as quantized codes */
     LC_WF_COUNT
 } lc_wfmt;
 
@@ -57,6 +61,18 @@ typedef struct lc_wmat {
     const uint16_t *scales; /* binary16 [rows, gpr] */
     const uint16_t *mins;   /* binary16 [rows, gpr], LC_QF_MIN */
     const uint8_t *zeros;   /* [rows, gpr], LC_QF_ZERO */
+    /* sparse formats (LC_WF_NM .. LC_WF_MASK_Q; layout in lc.h).  N:M: row r's
+     * values (or codes) at data + r * row_bytes; mask: row r's values are
+     * [row_ptr[r], row_ptr[r+1]) of one array at data (row_bytes = 0).
+     * Quantized: bits/group/gpr/qform/scales/... as above, groups over dense
+     * columns. */
+    int sp_n, sp_m, idx_bits;
+    lc_dtype vdtype;           /* LC_WF_NM / LC_WF_MASK: type of the kept values */
+    int q4x32;                 /* LC_WF_NM_Q: codes in q4x32 blocks (else bytes / bit stream) */
+    const uint8_t *idx;        /* N:M positions or mask, idx_row_bytes per row */
+    size_t idx_row_bytes;
+    const uint64_t *row_ptr;   /* mask: first kept value of each row [rows + 1] */
+    size_t sp_bytes;           /* bytes as stored (lc_tensor_stored_bytes) */
 } lc_wmat;
 
 /* View a 2-D tensor (or a 1-D one as a single row).  The tensor must outlive
@@ -89,6 +105,21 @@ const char *lc_wfmt_name(lc_wfmt fmt);
  * elements (scratch is caller-provided, >= cols floats) and each panel is one
  * sgemm.  X is [n, cols] contiguous. */
 void lc_matmul(const lc_wmat *w, const float *X, int n, float *Y, int ldy, float *scratch, size_t scratch_floats);
+
+/* Sparse formats (libcompress/sparse.c): the view (called by
+ * lc_wmat_from_tensor after validation), the row decoder and reference dot
+ * product behind lc_wmat_rows_f32 / lc_matvec_ref, and the SIMD kernels
+ * in the dispatch table (2:4 f32/f16/bf16, 2:4 4-bit, bitmask f32; other
+ * patterns and value types fall back to the reference inside them). */
+int lc_sparse_wmat(lc_wmat *w, const lc_tensor *t);
+void lc_sparse_row_f32(const lc_wmat *w, int64_t r, float *out);
+float lc_sparse_dot_ref(const lc_wmat *w, int64_t r, const float *x);
+void lc_matvec_nm_avx2(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lc_matvec_nm_avx512(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lc_matvec_nmq_avx2(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lc_matvec_nmq_avx512(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lc_matvec_mask_avx2(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lc_matvec_mask_avx512(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
 
 /* Small vector helpers with SIMD paths (isa capped by caller). */
 float lc_vdot(const float *a, const float *b, int n, lc_isa isa);

@@ -372,6 +372,8 @@ void lc_tensor_release(lc_tensor *t)
     free(t->scales);
     free(t->mins);
     free(t->zeros);
+    free(t->sp_idx);
+    free(t->sp_row_ptr);
     memset(t, 0, sizeof *t);
 }
 
@@ -411,6 +413,8 @@ size_t lc_tensor_stored_bytes(const lc_tensor *t)
 {
     if (t->enc == LC_ENC_DENSE)
         return t->data_bytes;
+    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+        return lc_sparse_stored_bytes(t);
     size_t n = t->data_bytes + t->n_groups * 2;
     if (t->qform == LC_QF_MIN)
         n += t->n_groups * 2;
@@ -428,6 +432,8 @@ void lc_tensor_encoding_str(const lc_tensor *t, char *buf, size_t n)
 {
     if (t->enc == LC_ENC_DENSE)
         snprintf(buf, n, "%s", lc_dtype_name(t->dtype));
+    else if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+        lc_sparse_encoding_str(t, buf, n);
     else
         snprintf(buf, n, "q%d-%s-g%d", t->bits, qform_name(t->qform), t->group);
 }
@@ -452,6 +458,8 @@ int lc_tensor_validate(const lc_tensor *t)
                             (size_t)numel * lc_dtype_size(t->dtype));
         return 0;
     }
+    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+        return lc_sparse_validate(t);
     if (t->enc != LC_ENC_QUANT)
         return lc_error("tensor '%s': unknown encoding %d", t->name, (int)t->enc);
     if (t->bits < 2 || t->bits > 8)
@@ -548,6 +556,8 @@ int lc_tensor_copy(lc_tensor *dst, const lc_tensor *src)
     dst->scales = dup_bytes(src->scales, src->n_groups * 2, &bad);
     dst->mins = dup_bytes(src->mins, src->n_groups * 2, &bad);
     dst->zeros = dup_bytes(src->zeros, src->n_groups, &bad);
+    dst->sp_idx = dup_bytes(src->sp_idx, src->sp_idx_bytes, &bad);
+    dst->sp_row_ptr = src->sp_row_ptr ? dup_bytes(src->sp_row_ptr, ((size_t)lc_tensor_rows(src) + 1) * 8, &bad) : NULL;
     if (bad) {
         lc_tensor_release(dst);
         return -1;
@@ -590,6 +600,8 @@ int lc_tensor_to_f32(const lc_tensor *t, float *out)
         }
         return 0;
     }
+    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+        return lc_sparse_to_f32(t, out);
     int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t), gpr = cols / t->group;
     size_t rb = quant_row_bytes(cols, t->bits);
     int half = 1 << (t->bits - 1);
@@ -627,6 +639,8 @@ int64_t lc_tensor_count_nonfinite(const lc_tensor *t)
         }
         return bad;
     }
+    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+        return lc_sparse_count_nonfinite(t);
     for (size_t i = 0; i < t->n_groups; i++) {
         bad += (t->scales[i] & 0x7c00) == 0x7c00;
         if (t->mins)

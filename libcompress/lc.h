@@ -90,6 +90,8 @@ int lc_config_validate(const lc_config *c);
 typedef enum lc_encoding {
     LC_ENC_DENSE = 0,  /* plain array of dtype */
     LC_ENC_QUANT = 1,  /* group-quantized integer codes (see lc_qform) */
+    LC_ENC_SPARSE_NM = 2,   /* N:M: N kept values of every M, plus their in-group positions */
+    LC_ENC_SPARSE_MASK = 3, /* unstructured: bitmask of kept positions plus the kept values */
 } lc_encoding;
 
 typedef enum lc_dtype {
@@ -135,6 +137,24 @@ typedef struct lc_tensor {
     uint16_t *mins;        /* binary16, LC_QF_MIN only */
     uint8_t *zeros;        /* LC_QF_ZERO only */
     size_t n_groups;       /* rows * (in / group) */
+    /* LC_ENC_SPARSE_NM and LC_ENC_SPARSE_MASK (2-D only; docs/FORMAT.md).
+     * `data` holds the kept values in row order: dtype elements when
+     * bits == 0, else packed codes with scales[/mins|zeros] as for
+     * LC_ENC_QUANT, groups of `group` *dense* positions along a row
+     * (n_groups = rows * (in / group)).  N:M: every row is in/M groups of M
+     * consecutive columns with exactly N kept; sp_idx holds each kept value's
+     * position in its group (idx_bits = ceil(log2 M) bits, a little-endian
+     * bit stream per row of ceil(in*N/M*idx_bits/8) bytes); codes are packed
+     * per row like LC_ENC_QUANT (q4x32 for 4 bits).  Mask: sp_idx is the
+     * bitmask [rows, ceil(in/8)] (bit c%8 of byte c/8 = column c kept),
+     * sp_row_ptr [rows+1] the index of each row's first kept value,
+     * sp_nnz kept values in all; codes are one LSB-first bit stream over
+     * all kept values. */
+    int sp_n, sp_m;        /* N:M */
+    uint8_t *sp_idx;       /* N:M positions, or the mask */
+    size_t sp_idx_bytes;
+    uint64_t *sp_row_ptr;  /* mask only: rows + 1 entries */
+    int64_t sp_nnz;        /* kept values (N:M: rows * in * N / M) */
 } lc_tensor;
 
 void lc_tensor_release(lc_tensor *t);
@@ -160,5 +180,22 @@ int lc_tensor_copy(lc_tensor *dst, const lc_tensor *src);
 int lc_tensor_to_f32(const lc_tensor *t, float *out);
 /* Count NaN/Inf values in the decoded tensor (dense or quantized scales). */
 int64_t lc_tensor_count_nonfinite(const lc_tensor *t);
+
+/* ---- sparse encodings (libcompress/sparse.c) ---------------------------
+ * The cases of the lc_tensor_* functions above for LC_ENC_SPARSE_NM and
+ * LC_ENC_SPARSE_MASK.  lc_sparse_validate checks the counts against the
+ * shape and, when the arrays are present, their contents (positions
+ * increasing inside each group, mask popcounts = row_ptr steps, no stray
+ * padding bits), so that decoders and kernels may trust them. */
+int lc_sparse_validate(const lc_tensor *t);
+size_t lc_sparse_stored_bytes(const lc_tensor *t);
+void lc_sparse_encoding_str(const lc_tensor *t, char *buf, size_t n);
+int lc_sparse_to_f32(const lc_tensor *t, float *out);
+int64_t lc_sparse_count_nonfinite(const lc_tensor *t);
+/* Bits of one N:M position index: ceil(log2 m). */
+int lc_sparse_idx_bits(int m);
+/* Bytes of one row's N:M indices / kept codes, and of one mask row. */
+size_t lc_sparse_nm_idx_row_bytes(int64_t cols, int n, int m);
+size_t lc_sparse_mask_row_bytes(int64_t cols);
 
 #endif
