@@ -34,6 +34,8 @@ typedef struct lc_xq {
 int lc_q8x_supported(const lc_wmat *w, lc_isa isa);
 /* Quantize x [n] into xq (grows its buffers; n must be a multiple of 32). */
 int lc_xq_prepare(lc_xq *xq, const float *x, int n);
+/* The same with the scalar reference quantizer (tests). */
+int lc_xq_prepare_ref(lc_xq *xq, const float *x, int n);
 void lc_xq_release(lc_xq *xq);
 /* y[r] = W[r,:] . x for r in [r0, r1) from the quantized x. */
 void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1);

@@ -47,7 +47,15 @@ int main(void)
                     float *y0 = malloc((size_t)rows * 4), *y1 = malloc((size_t)rows * 4), *y2 = malloc((size_t)rows * 4);
                     for (int64_t c = 0; c < cols; c++)
                         x[c] = (float)((urand() - 0.5) * (c % 17 == 0 ? 20 : 2));
-                    CHECK(lc_xq_prepare(&xq, x, (int)cols) == 0, "prepare");
+                    {
+                        lc_xq xr = {0};
+                        CHECK(lc_xq_prepare(&xq, x, (int)cols) == 0 && lc_xq_prepare_ref(&xr, x, (int)cols) == 0,
+                              "prepare");
+                        CHECK(memcmp(xq.q, xr.q, (size_t)cols) == 0 && memcmp(xq.d, xr.d, (size_t)cols / 8) == 0 &&
+                                  memcmp(xq.s, xr.s, (size_t)cols / 8) == 0,
+                              "vector activation quantizer equals the scalar one");
+                        lc_xq_release(&xr);
+                    }
                     for (int64_t c = 0; c < cols; c++)
                         xd[c] = xq.d[c / 32] * (float)xq.q[c];
                     lc_matvec_q8x_ref(&w, &xq, y0, 0, rows);
