@@ -162,37 +162,41 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) st
     return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));        /* [lo0 hi0 lo1 hi1] */
 }
 
-/* Group size 32 (one scale per block): 16 blocks at a time, their scales
- * converted and multiplied by the activation scales in one vector, the
- * per-pair broadcast by a lane permutation. */
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) static void q8x_g32_avx512(const lc_wmat *w,
-                                                                                         const lc_xq *xq, float *y,
-                                                                                         int64_t r0, int64_t r1)
+/* Groups of 32 * bpg codes with bpg in {1, 2, 4, 8, 16}: 16 blocks at a
+ * time, the group parameters loaded once per chunk and spread to the blocks
+ * by a lane permutation, the per-block scales s_g d_b in one vector, the
+ * per-pair broadcast by another permutation. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) static void
+q8x_fast_avx512(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
 {
-    int nb = (int)(w->cols / 32), bb = w->fmt == LC_WF_Q8 ? 32 : 16;
-    __m512i pidx[8];
+    int nb = (int)(w->cols / 32), bb = w->fmt == LC_WF_Q8 ? 32 : 16, bpg = w->group / 32, gpr = w->gpr;
+    __m512i pidx[8], gidx;
     for (int p = 0; p < 8; p++)
         pidx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1);
+    int32_t gi[16];
+    for (int j = 0; j < 16; j++)
+        gi[j] = j / bpg;
+    gidx = _mm512_loadu_si512((const void *)gi);
     float zsym = (float)(1 << (w->bits - 1));
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
-        const uint16_t *sc16 = w->scales + (size_t)r * (size_t)nb;
+        size_t goff = (size_t)r * (size_t)gpr;
         __m512 acc = _mm512_setzero_ps(), vcorr = _mm512_setzero_ps();
         for (int b0 = 0; b0 < nb; b0 += 16) {
-            int nbk = nb - b0 < 16 ? nb - b0 : 16;
-            __mmask16 k = (__mmask16)((1u << nbk) - 1);
-            __m512 sv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, sc16 + b0));
-            __m512 sbv = _mm512_mul_ps(sv, _mm512_maskz_loadu_ps(k, xq->d + b0));
-            __m512 gov;
+            int nbk = nb - b0 < 16 ? nb - b0 : 16, g0 = b0 / bpg, ng = (nbk + bpg - 1) / bpg;
+            __mmask16 k = (__mmask16)((1u << nbk) - 1), kg = (__mmask16)((1u << ng) - 1);
+            __m512 sg = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(kg, w->scales + goff + g0)), og;
             if (w->qform == LC_QF_SYM)
-                gov = _mm512_mul_ps(sv, _mm512_set1_ps(-zsym));
+                og = _mm512_mul_ps(sg, _mm512_set1_ps(-zsym));
             else if (w->qform == LC_QF_MIN)
-                gov = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(k, w->mins + (size_t)r * (size_t)nb + b0));
+                og = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(kg, w->mins + goff + g0));
             else
-                gov = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), sv),
-                                    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(
-                                        _mm_maskz_loadu_epi8(k, w->zeros + (size_t)r * (size_t)nb + b0))));
-            vcorr = _mm512_fmadd_ps(gov, _mm512_maskz_loadu_ps(k, xq->ds + b0), vcorr);
+                og = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), sg),
+                                   _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(kg, w->zeros + goff + g0))));
+            __m512 sv = bpg == 1 ? sg : _mm512_permutexvar_ps(gidx, sg);
+            __m512 ov = bpg == 1 ? og : _mm512_permutexvar_ps(gidx, og);
+            __m512 sbv = _mm512_maskz_mul_ps(k, sv, _mm512_maskz_loadu_ps(k, xq->d + b0));
+            vcorr = _mm512_fmadd_ps(_mm512_maskz_mov_ps(k, ov), _mm512_maskz_loadu_ps(k, xq->ds + b0), vcorr);
             int p = 0;
             for (; 2 * p + 2 <= nbk; p++) {
                 int b = b0 + 2 * p;
@@ -293,8 +297,9 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) st
 
 void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
 {
-    if (have_vnni() && w->group == 32)
-        q8x_g32_avx512(w, xq, y, r0, r1);
+    int bpg = w->group / 32;
+    if (have_vnni() && (bpg == 1 || bpg == 2 || bpg == 4 || bpg == 8 || bpg == 16))
+        q8x_fast_avx512(w, xq, y, r0, r1);
     else if (have_vnni())
         q8x_avx512(w, xq, y, r0, r1);
     else
