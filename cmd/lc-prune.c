@@ -31,10 +31,7 @@ static const char usage[] =
     "      --keep PATTERN    never prune tensors matching PATTERN (repeatable)\n"
     "      --blocksize N     sparsegpt: columns per mask block (default 128)\n"
     "      --damp F          sparsegpt: dampening, fraction of mean diag(H) (default 0.01)\n"
-    "      --calib NAME|FILE calibration text for wanda/sparsegpt (default 'calib')\n"
-    "      --nsamples N      calibration windows (default 128)\n"
-    "      --seqlen L        tokens per window, the first being BOS (default 512)\n"
-    "      --seed S          which windows (default 0)\n"
+    LC_CALIB_USAGE
     "      --threads N       threads for the calibration pass (default: all CPUs)\n"
     "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
     "  -q, --quiet           no log lines on stderr\n"
@@ -56,13 +53,12 @@ static int usage_error(const char *msg)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    enum { O_NM = 256, O_SCOPE, O_SYM, O_ASYM, O_DTYPE, O_ONLY, O_KEEP, O_BS, O_DAMP, O_CALIB, O_NS, O_SL, O_SEED, O_THR };
+    enum { O_NM = 256, O_SCOPE, O_SYM, O_ASYM, O_DTYPE, O_ONLY, O_KEEP, O_BS, O_DAMP, O_THR };
     static const struct option lo[] = {
         {"method", 1, 0, 'm'},    {"sparsity", 1, 0, 's'}, {"nm", 1, 0, O_NM},        {"scope", 1, 0, O_SCOPE},
         {"bits", 1, 0, 'b'},      {"group", 1, 0, 'g'},    {"sym", 0, 0, O_SYM},       {"asym", 0, 0, O_ASYM},
         {"dtype", 1, 0, O_DTYPE}, {"only", 1, 0, O_ONLY},  {"keep", 1, 0, O_KEEP},     {"blocksize", 1, 0, O_BS},
-        {"damp", 1, 0, O_DAMP},   {"calib", 1, 0, O_CALIB}, {"nsamples", 1, 0, O_NS},  {"seqlen", 1, 0, O_SL},
-        {"seed", 1, 0, O_SEED},   {"threads", 1, 0, O_THR}, {"output", 1, 0, 'o'},     {"quiet", 0, 0, 'q'},
+        {"damp", 1, 0, O_DAMP},   LC_CALIB_LONG_OPTIONS,   {"threads", 1, 0, O_THR}, {"output", 1, 0, 'o'},     {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'},      {"version", 0, 0, 'V'},  {0, 0, 0, 0}};
     int c, method = -1, scope = -1, group = 128, sym = 1, bits = 0, bs = 128, nm_n = 0, nm_m = 0, quiet = 0;
     long v;
@@ -73,6 +69,11 @@ static int parse(int argc, char **argv, struct opts *o)
     o->input = "-", o->output = "-";
     int dtype = -1, threads = 0, n_only = 0, n_keep = 0;
     while ((c = getopt_long(argc, argv, "m:s:b:g:o:qhV", lo, NULL)) != -1) {
+        int k = lc_calib_option(&cal, c, optarg);
+        if (k < 0)
+            return usage_error(lc_errmsg());
+        if (k > 0)
+            continue;
         switch (c) {
         case 'm':
             if (!strcmp(optarg, "magnitude")) method = LC_PRUNE_MAGNITUDE;
@@ -135,19 +136,6 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_DAMP:
             if (lc_parse_double("--damp", optarg, 0, 10, &damp)) return usage_error(lc_errmsg());
             break;
-        case O_CALIB: cal.text = optarg; break;
-        case O_NS:
-            if (lc_parse_long("--nsamples", optarg, 1, 1 << 20, &v)) return usage_error(lc_errmsg());
-            cal.nsamples = (int)v;
-            break;
-        case O_SL:
-            if (lc_parse_long("--seqlen", optarg, 2, 1 << 20, &v)) return usage_error(lc_errmsg());
-            cal.seqlen = (int)v;
-            break;
-        case O_SEED:
-            if (lc_parse_long("--seed", optarg, 0, 2147483647L, &v)) return usage_error(lc_errmsg());
-            cal.seed = (uint64_t)v;
-            break;
         case O_THR:
             if (lc_parse_long("--threads", optarg, 1, 256, &v)) return usage_error(lc_errmsg());
             threads = (int)v;
@@ -185,6 +173,8 @@ static int parse(int argc, char **argv, struct opts *o)
         return usage_error("--scope global is for --method magnitude only");
     p->bits = bits, p->group = group, p->sym = sym, p->blocksize = bs, p->percdamp = damp;
     o->p.dtype = dtype;
+    if (lc_calib_options_done(&cal))
+        return usage_error(lc_errmsg());
     o->p.calib = cal;
     o->p.calib.progress = !quiet;
     o->p.model.n_threads = threads;

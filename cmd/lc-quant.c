@@ -20,11 +20,7 @@ static const char usage[] =
     "      --act-order       gptq: columns by decreasing Hessian diagonal (static groups)\n"
     "      --damp F          gptq: dampening, fraction of mean diag(H) (default 0.01; raised\n"
     "                        automatically when a Cholesky factorisation fails)\n"
-    "      --calib NAME|FILE calibration text (default 'calib', datasets/manifest.txt)\n"
-    "      --nsamples N      calibration windows (default 128)\n"
-    "      --seqlen L        tokens per window, the first being BOS (default 512)\n"
-    "      --calib-tokens N  total calibration tokens (N / seqlen windows; must divide)\n"
-    "      --seed S          which windows (default 0)\n"
+    LC_CALIB_USAGE
     "      --override P=B    tensors matching glob P get B bits (repeatable; 0 = keep)\n"
     "      --keep P          leave tensors matching glob P as they are (repeatable)\n"
     "      --embed-bits N    quantize tok_embeddings (and an untied output) with RTN\n"
@@ -39,7 +35,6 @@ static const char usage[] =
 struct opts {
     const char *input, *output; /* paths, "-" = stdin/stdout */
     lc_quantize_opts q;         /* everything the library needs */
-    long calib_tokens;          /* --calib-tokens, 0 = not given */
 };
 
 static int usage_error(const char *msg)
@@ -50,11 +45,10 @@ static int usage_error(const char *msg)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    enum { O_SYM = 256, O_ASYM, O_ACT, O_DAMP, O_CALIB, O_NS, O_SL, O_CT, O_SEED, O_OVR, O_KEEP, O_EMB, O_THR };
+    enum { O_SYM = 256, O_ASYM, O_ACT, O_DAMP, O_OVR, O_KEEP, O_EMB, O_THR };
     static const struct option lo[] = {
         {"method", 1, 0, 'm'},   {"bits", 1, 0, 'b'},      {"group", 1, 0, 'g'},     {"sym", 0, 0, O_SYM},
-        {"asym", 0, 0, O_ASYM},  {"act-order", 0, 0, O_ACT}, {"damp", 1, 0, O_DAMP}, {"calib", 1, 0, O_CALIB},
-        {"nsamples", 1, 0, O_NS}, {"seqlen", 1, 0, O_SL},  {"calib-tokens", 1, 0, O_CT}, {"seed", 1, 0, O_SEED},
+        {"asym", 0, 0, O_ASYM},  {"act-order", 0, 0, O_ACT}, {"damp", 1, 0, O_DAMP}, LC_CALIB_LONG_OPTIONS,
         {"override", 1, 0, O_OVR}, {"keep", 1, 0, O_KEEP}, {"embed-bits", 1, 0, O_EMB}, {"threads", 1, 0, O_THR},
         {"output", 1, 0, 'o'},   {"quiet", 0, 0, 'q'},     {"help", 0, 0, 'h'},      {"version", 0, 0, 'V'},
         {0, 0, 0, 0}};
@@ -66,6 +60,11 @@ static int parse(int argc, char **argv, struct opts *o)
     lc_quantize_opts_default(&o->q);
     o->q.calib.progress = 1;
     while ((c = getopt_long(argc, argv, "m:b:g:o:qhV", lo, NULL)) != -1) {
+        int k = lc_calib_option(&o->q.calib, c, optarg);
+        if (k < 0)
+            return usage_error(lc_errmsg());
+        if (k > 0)
+            continue;
         switch (c) {
         case 'm':
             if (!strcmp(optarg, "rtn")) o->q.method = LC_QM_RTN;
@@ -88,22 +87,6 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_DAMP:
             if (lc_parse_double("--damp", optarg, 0, 10, &d)) return usage_error(lc_errmsg());
             o->q.gptq.percdamp = d;
-            break;
-        case O_CALIB: o->q.calib.text = optarg; break;
-        case O_NS:
-            if (lc_parse_long("--nsamples", optarg, 1, 1 << 20, &v)) return usage_error(lc_errmsg());
-            o->q.calib.nsamples = (int)v;
-            break;
-        case O_SL:
-            if (lc_parse_long("--seqlen", optarg, 2, 1 << 20, &v)) return usage_error(lc_errmsg());
-            o->q.calib.seqlen = (int)v;
-            break;
-        case O_CT:
-            if (lc_parse_long("--calib-tokens", optarg, 2, 1L << 30, &o->calib_tokens)) return usage_error(lc_errmsg());
-            break;
-        case O_SEED:
-            if (lc_parse_long("--seed", optarg, 0, 2147483647L, &v)) return usage_error(lc_errmsg());
-            o->q.calib.seed = (uint64_t)v;
             break;
         case O_OVR: {
             char *eq = strrchr(optarg, '=');
@@ -137,11 +120,8 @@ static int parse(int argc, char **argv, struct opts *o)
         return usage_error("expected at most one INPUT");
     if (optind < argc)
         o->input = argv[optind];
-    if (o->calib_tokens) {
-        if (o->calib_tokens % o->q.calib.seqlen)
-            return usage_error("--calib-tokens must be a multiple of --seqlen");
-        o->q.calib.nsamples = (int)(o->calib_tokens / o->q.calib.seqlen);
-    }
+    if (lc_calib_options_done(&o->q.calib))
+        return usage_error(lc_errmsg());
     o->q.model.max_isa = LC_ISA_AVX512;
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "dataset.h"
 
 #if defined(__has_include) && __has_include(<cblas-openblas.h>)
@@ -20,6 +21,45 @@ void lc_calib_opts_default(lc_calib_opts *o)
     o->text = "calib";
     o->nsamples = 128;
     o->seqlen = 512;
+}
+
+int lc_calib_option(lc_calib_opts *o, int c, const char *arg)
+{
+    long v;
+    switch (c) {
+    case LC_CALIB_OPT: o->text = arg; return 1;
+    case LC_CALIB_OPT + 1:
+        if (lc_parse_long("--nsamples", arg, 1, 1 << 20, &v))
+            return -1;
+        o->nsamples = (int)v;
+        return 1;
+    case LC_CALIB_OPT + 2:
+        if (lc_parse_long("--seqlen", arg, 2, 1 << 20, &v))
+            return -1;
+        o->seqlen = (int)v;
+        return 1;
+    case LC_CALIB_OPT + 3:
+        if (lc_parse_long("--calib-tokens", arg, 2, 1L << 30, &v))
+            return -1;
+        o->tokens = v;
+        return 1;
+    case LC_CALIB_OPT + 4:
+        if (lc_parse_long("--seed", arg, 0, 2147483647L, &v))
+            return -1;
+        o->seed = (uint64_t)v;
+        return 1;
+    }
+    return 0;
+}
+
+int lc_calib_options_done(lc_calib_opts *o)
+{
+    if (!o->tokens)
+        return 0;
+    if (o->tokens % o->seqlen)
+        return lc_error("--calib-tokens %lld is not a multiple of --seqlen %d", (long long)o->tokens, o->seqlen);
+    o->nsamples = (int)(o->tokens / o->seqlen);
+    return 0;
 }
 
 lc_capture_point lc_calib_point_of(const char *w)

@@ -27,9 +27,30 @@ typedef struct lc_calib_opts {
     int seqlen;         /* tokens per window, the first being BOS (default 512) */
     uint64_t seed;      /* which windows (default 0) */
     int progress;       /* per-layer progress lines on stderr */
+    int64_t tokens;     /* --calib-tokens: when set, nsamples = tokens / seqlen */
 } lc_calib_opts;
 
 void lc_calib_opts_default(lc_calib_opts *o);
+
+/* The calibration options of every tool that calibrates (lc-quant, lc-prune):
+ * put LC_CALIB_LONG_OPTIONS in the getopt_long table and LC_CALIB_USAGE in
+ * the usage text, pass every option code to lc_calib_option, and call
+ * lc_calib_options_done after the loop. */
+#define LC_CALIB_OPT 0x4000
+#define LC_CALIB_LONG_OPTIONS                                                                         \
+    {"calib", 1, 0, LC_CALIB_OPT}, {"nsamples", 1, 0, LC_CALIB_OPT + 1}, {"seqlen", 1, 0, LC_CALIB_OPT + 2}, \
+        {"calib-tokens", 1, 0, LC_CALIB_OPT + 3}, {"seed", 1, 0, LC_CALIB_OPT + 4}
+#define LC_CALIB_USAGE                                                                         \
+    "      --calib NAME|FILE calibration text (default 'calib', datasets/manifest.txt)\n"        \
+    "      --nsamples N      calibration windows (default 128)\n"                               \
+    "      --seqlen L        tokens per window, the first being BOS (default 512)\n"            \
+    "      --calib-tokens N  total calibration tokens (N / seqlen windows; must divide)\n"      \
+    "      --seed S          which windows (default 0)\n"
+/* 1 when c is a calibration option (applied), 0 when it is not, -1 for a bad
+ * value (message set: a usage error). */
+int lc_calib_option(lc_calib_opts *o, int c, const char *arg);
+/* Resolve --calib-tokens against --seqlen (-1 with a message if it does not divide). */
+int lc_calib_options_done(lc_calib_opts *o);
 
 /* Statistics of the inputs of one layer's linears, indexed by
  * lc_capture_point (infer.h): ATTN_IN feeds q/k/v, ATTN_OUT feeds
