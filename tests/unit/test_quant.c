@@ -699,10 +699,7 @@ static void test_gptq_timing(void)
             fprintf(stderr, "timing %lld x %lld (4-bit g128 asym%s, 1 thread): GPTQ %.3f s, RTN %.3f s, "
                             "X^T X over %lld rows %.3f s\n",
                     (long long)rows, (long long)cols, act ? ", act-order" : "", tg, tr, (long long)n, th);
-            /* generous (the budget is ~1 s per 7-linear layer); not under valgrind */
-            const char *pre = getenv("LD_PRELOAD");
-            if (!pre || !strstr(pre, "vgpreload"))
-                CHECK(tg < 10, "GPTQ on %lld x %lld took %.1f s", (long long)rows, (long long)cols, tg);
+            /* reported only: speed goals live in benchmarks, not in timed tests */
         }
         free(H);
         free(W);
