@@ -400,30 +400,6 @@ static int rtn_kept(float *Wp, const uint8_t *keep, int64_t rows, int64_t cols, 
 
 /* ---- SparseGPT ------------------------------------------------------------------- */
 
-/* Reverse the n*n array (J A J), as quant.c. */
-static void reverse_both(double *a, size_t nn)
-{
-    for (size_t i = 0, j = nn - 1; i < j; i++, j--) {
-        double t = a[i];
-        a[i] = a[j];
-        a[j] = t;
-    }
-}
-
-/* Upper triangle of A = H (SPD) -> upper Cholesky factor U of H^-1
- * (H^-1 = U^T U), the Hinv of sparsegpt.py's cholesky / cholesky_inverse /
- * cholesky(upper=True): one dpotrf of J H J and one dtrtri, exactly as
- * quant.c chol_inv_upper (see the derivation there).  LAPACK's info. */
-static lapack_int chol_inv_upper(double *A, int n)
-{
-    reverse_both(A, (size_t)n * (size_t)n);
-    lapack_int info = LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'U', n, A, n);
-    if (info == 0)
-        info = LAPACKE_dtrtri(LAPACK_COL_MAJOR, 'U', 'N', n, A, n);
-    reverse_both(A, (size_t)n * (size_t)n);
-    return info;
-}
-
 /* SparseGPT.fasterprune (sparsegpt.py) with exact counts:
  *   dead columns (H_ii = 0): H_ii = 1, W[:, i] = 0;
  *   lambda = percdamp * mean(diag H); U = chol(inv(H + lambda I), upper),
@@ -472,35 +448,16 @@ static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H
     if (!Hp || !U || !Wt || !E || !dead || !keys)
         goto done;
     int64_t ndead = 0;
-    double mean = 0;
     for (int i = 0; i < n; i++) {
         if (H[(size_t)i * n + i] == 0)
             dead[i] = 1, ndead++;
         for (int j = i; j < n; j++)
             Hp[(size_t)i * n + j] = i == j && dead[i] ? 1.0 : H[(size_t)i * n + j];
-        mean += Hp[(size_t)i * n + i] / n;
     }
     double pd = p->percdamp;
     int retries = 0;
-    for (;;) {
-        memcpy(U, Hp, nn * sizeof *U);
-        for (int i = 0; i < n; i++)
-            U[(size_t)i * n + i] += pd * mean;
-        lapack_int info = chol_inv_upper(U, n);
-        if (info < 0) {
-            lc_error("sparsegpt: LAPACK rejected argument %d", (int)-info);
-            goto done;
-        }
-        if (info == 0)
-            break;
-        double next = fmax(pd * 10, 1e-6);
-        if (next > 10) {
-            lc_error("sparsegpt: H is not positive definite: Cholesky failed (LAPACK info %d) with dampening %g",
-                     (int)info, pd);
-            goto done;
-        }
-        pd = next, retries++;
-    }
+    if (lc_quant_damped_hinv(Hp, n, &pd, 10, U, &retries, "sparsegpt"))
+        goto done;
     // Wt (n, rows) = W^T, dead columns zero (tiles of 32 rows keep the strided reads in cache)
     for (int64_t r0 = 0; r0 < rows; r0 += 32) {
         int64_t r1 = r0 + 32 < rows ? r0 + 32 : rows;

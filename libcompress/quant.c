@@ -648,6 +648,38 @@ static lapack_int chol_inv_upper(double *A, int n)
     return info;
 }
 
+int lc_quant_damped_hinv(const double *Hp, int n, double *percdamp, double max_percdamp, double *U, int *retries,
+                         const char *who)
+{
+    size_t nn = (size_t)n * (size_t)n;
+    double mean = 0, pd = *percdamp;
+    for (int i = 0; i < n; i++)
+        mean += Hp[(size_t)i * n + i] / n;
+    *retries = 0;
+    for (;;) {
+        memcpy(U, Hp, nn * sizeof *U);
+        for (int i = 0; i < n; i++)
+            U[(size_t)i * n + i] += pd * mean;
+        lapack_int info = chol_inv_upper(U, n);
+        for (int i = 0; info == 0 && i < n; i++)
+            if (!(U[(size_t)i * n + i] > 0) || !isfinite(U[(size_t)i * n + i]))
+                info = i + 1; /* overflowed: as ill-conditioned as a failure */
+        if (info < 0)
+            return lc_error("%s: LAPACK rejected argument %d", who, (int)-info);
+        if (info == 0)
+            break;
+        double next = fmax(pd * 10, 1e-6);
+        if (next > max_percdamp)
+            return lc_error("%s: H is not positive definite: Cholesky failed (LAPACK info %d) with dampening %g x "
+                            "mean(diag H) after %d increase(s); limit %g",
+                            who, (int)info, pd, *retries, max_percdamp);
+        pd = next;
+        (*retries)++;
+    }
+    *percdamp = pd;
+    return 0;
+}
+
 typedef struct diag_idx {
     double d;
     int i;
@@ -740,44 +772,18 @@ int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, c
         perm[i] = ord[i].i;
 
     /* Hp = H[perm][:, perm], upper triangle (of H and Hp), dead diagonal = 1 */
-    double mean = 0;
     for (int i = 0; i < n; i++)
         for (int j = i; j < n; j++) {
             size_t a = (size_t)perm[i], b = (size_t)perm[j];
             double v = a <= b ? H[a * n + b] : H[b * n + a];
             Hp[(size_t)i * n + j] = a == b && dead[a] ? 1.0 : v;
         }
-    for (int i = 0; i < n; i++)
-        mean += Hp[(size_t)i * n + i] / n;
 
-    /* U = chol(inv(Hp + lambda I), upper); raise lambda x10 while it fails
-     * (Hp is kept for the retries) */
+    /* U = chol(inv(Hp + lambda I), upper); lambda raised x10 while it fails */
     double pd = o->percdamp;
     int retries = 0;
-    for (;;) {
-        memcpy(U, Hp, nn * sizeof *U);
-        for (int i = 0; i < n; i++)
-            U[(size_t)i * n + i] += pd * mean;
-        lapack_int info = chol_inv_upper(U, n);
-        for (int i = 0; info == 0 && i < n; i++)
-            if (!(U[(size_t)i * n + i] > 0) || !isfinite(U[(size_t)i * n + i]))
-                info = i + 1; /* overflowed: as ill-conditioned as a failure */
-        if (info < 0) {
-            lc_error("gptq: LAPACK rejected argument %d", (int)-info);
-            goto done;
-        }
-        if (info == 0)
-            break;
-        double next = fmax(pd * 10, 1e-6);
-        if (next > o->max_percdamp) {
-            lc_error("gptq: H is not positive definite: Cholesky failed (LAPACK info %d) with dampening %g x "
-                     "mean(diag H) after %d increase(s); limit %g",
-                     (int)info, pd, retries, o->max_percdamp);
-            goto done;
-        }
-        pd = next;
-        retries++;
-    }
+    if (lc_quant_damped_hinv(Hp, n, &pd, o->max_percdamp, U, &retries, "gptq"))
+        goto done;
 
     /* Wt (n, rows): Wt[k] is original column perm[k], dead columns zeroed
      * (in tiles of 32 rows of W, so the strided reads stay in cache) */

@@ -136,6 +136,16 @@ typedef struct lc_gptq_report {
     double seconds;       /* wall time */
 } lc_gptq_report;
 
+/* The inverse-Hessian factor shared by GPTQ and SparseGPT: U (n, n,
+ * row-major upper triangle; lower triangle scratch) = chol(inv(Hp + lambda
+ * I), upper) with lambda = percdamp * mean(diag Hp), Hp's upper triangle
+ * symmetric positive semi-definite.  On a failed factorisation percdamp is
+ * raised x10 (from at least 1e-6) up to max_percdamp, then an error
+ * prefixed with `who`.  On success *percdamp is the dampening used and
+ * *retries the number of increases. */
+int lc_quant_damped_hinv(const double *Hp, int n, double *percdamp, double max_percdamp, double *U, int *retries,
+                         const char *who);
+
 /* GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for
  * Generative Pre-trained Transformers", Algorithm 1), following the
  * reference GPTQ.fasterquant (IST-DASLab/gptq, gptq.py):
