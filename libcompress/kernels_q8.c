@@ -18,10 +18,32 @@ static int have_vnni(void)
     return v;
 }
 
+static int have_vbmi(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        /* CPUID leaf 7 subleaf 0: ECX bit 1 = AVX512_VBMI (vpermb, vpmultishiftqb) */
+        unsigned a, b, c = 0, d;
+        v = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c >> 1 & 1);
+    }
+    return v;
+}
+
+/* 2:4 with 4-bit codes in q4x32 blocks, groups of whole 32-column
+ * activation blocks: the sparse format the integer kernel handles. */
+static int nmq_layout_ok(const lc_wmat *w)
+{
+    return w->fmt == LC_WF_NM_Q && w->sp_n == 2 && w->sp_m == 4 && w->bits == 4 && w->q4x32 && w->group % 32 == 0 &&
+           w->cols % 64 == 0;
+}
+
 int lc_q8x_supported(const lc_wmat *w, lc_isa isa)
 {
-    return isa >= LC_ISA_AVX512 && have_vnni() && (w->fmt == LC_WF_Q4 || w->fmt == LC_WF_Q8) && w->group % 32 == 0 &&
-           w->cols % 32 == 0;
+    if (isa < LC_ISA_AVX512 || !have_vnni() || w->cols % 32 || w->group % 32)
+        return 0;
+    if (w->fmt == LC_WF_Q4 || w->fmt == LC_WF_Q8)
+        return 1;
+    return nmq_layout_ok(w) && have_vbmi();
 }
 
 void lc_xq_release(lc_xq *xq)
@@ -130,8 +152,41 @@ static inline int code_at(const lc_wmat *w, const uint8_t *p, int k)
     return k < 16 ? (p[k] & 15) : (p[k - 16] >> 4);
 }
 
+/* 2:4 sparse, q4x32 codes: kept value k of a row is code k (block k/32,
+ * byte k%16 of it, low nibble for k%32 < 16) at dense column
+ * 4*(k/2) + idx_k, idx_k the 2-bit field k of the row's index stream.
+ * Per 32-column activation block b (16 kept values): the dot product of
+ * the codes with the kept activations and the sum of those activations
+ * S'_b (which replaces S_b in the corrections of kernels_q8.h). */
+static void nmq_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
+{
+    int nb = (int)(w->cols / 32), bpg = w->group / 32;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes, *ix = w->idx + (size_t)r * w->idx_row_bytes;
+        float acc = 0;
+        for (int b = 0; b < nb; b++) {
+            float s, m;
+            int z;
+            group_params(w, r, b / bpg, &s, &z, &m);
+            int32_t dot = 0, sum = 0;
+            for (int k = 16 * b; k < 16 * b + 16; k++) {
+                int i = k % 32, u = i < 16 ? row[(k / 32) * 16 + i] & 15 : row[(k / 32) * 16 + i - 16] >> 4;
+                int q = xq->q[4 * (k / 2) + (ix[k / 4] >> (2 * (k % 4)) & 3)];
+                dot += u * q;
+                sum += q;
+            }
+            acc += xq->d[b] * (s * (float)(dot - z * sum) + m * (float)sum);
+        }
+        y[r] = acc;
+    }
+}
+
 void lc_matvec_q8x_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
 {
+    if (w->fmt == LC_WF_NM_Q) {
+        nmq_ref(w, xq, y, r0, r1);
+        return;
+    }
     int nb = (int)(w->cols / 32), bpg = w->group / 32, bb = w->fmt == LC_WF_Q8 ? 32 : 16;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
@@ -295,9 +350,112 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) st
     }
 }
 
+/* 2:4 sparse, 4-bit: 128 dense columns (4 activation blocks, 64 kept
+ * codes, 32 code bytes, 16 index bytes) per step.  The 64 kept activations
+ * are gathered from the 128 quantized ones with one two-register byte
+ * permute (vpermt2b); its indices 4*(k/2) + idx_k come from the index
+ * stream by vpmultishiftqb (byte k takes bits 2k.. of its qword).  Then
+ * vpdpbusd gives per lane (4 kept values; lanes 4i..4i+3 = block i) the
+ * code dot product and, against a vector of ones, the kept-activation sum
+ * S'; both are scaled per lane: acc += dot * s_g d_b + S' * o_g d_b with
+ * o = -s z or m.  Up to 4 rows share the activation loads; each row runs
+ * the same arithmetic alone or in a block, so y[r] does not depend on the
+ * row split.  Groups of 32 * 2^k columns; a last half step (cols % 128 ==
+ * 64) and other groups run on the scalar twin. */
+#define T_VBMI "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,f16c"
+
+__attribute__((target(T_VBMI))) static inline void nmq_rows_avx512(const lc_wmat *w, const lc_xq *xq, float *y,
+                                                                   int64_t r, int R, const __m512i *lidx)
+{
+    const int64_t nstep = w->cols / 128;
+    const int bpg = w->group / 32, ng = bpg >= 4 ? 1 : 4 / bpg, gpr = w->gpr;
+    const __mmask16 kg = (__mmask16)((1u << ng) - 1);
+    const __m512i q64 = _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1);
+    /* byte k: shift 2*(k%32); OR base 4*(k/2) after masking to 2 bits */
+    const __m512i ctrl = _mm512_set_epi8(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26,
+                                         24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0, 62, 60, 58, 56, 54, 52, 50, 48,
+                                         46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8,
+                                         6, 4, 2, 0);
+    const __m512i base = _mm512_set_epi8(124, 124, 120, 120, 116, 116, 112, 112, 108, 108, 104, 104, 100, 100, 96, 96,
+                                         92, 92, 88, 88, 84, 84, 80, 80, 76, 76, 72, 72, 68, 68, 64, 64, 60, 60, 56, 56,
+                                         52, 52, 48, 48, 44, 44, 40, 40, 36, 36, 32, 32, 28, 28, 24, 24, 20, 20, 16, 16,
+                                         12, 12, 8, 8, 4, 4, 0, 0);
+    const __m512i m3 = _mm512_set1_epi8(3), ones = _mm512_set1_epi8(1), m4 = _mm512_set1_epi8(15);
+    const __m512i dlidx = lidx[0], glidx = lidx[1];
+    const float zsym = (float)(1 << (w->bits - 1));
+    __m512 acc[4];
+    const uint8_t *p[4], *ix[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < R; k++) {
+        p[k] = w->data + (size_t)(r + k) * w->row_bytes;
+        ix[k] = w->idx + (size_t)(r + k) * w->idx_row_bytes;
+        acc[k] = _mm512_setzero_ps();
+    }
+    for (int64_t j = 0; j < nstep; j++) {
+        const __m512i a0 = _mm512_loadu_si512((const void *)(xq->q + 128 * j));
+        const __m512i a1 = _mm512_loadu_si512((const void *)(xq->q + 128 * j + 64));
+        const __m512 dv = _mm512_permutexvar_ps(dlidx, _mm512_castps128_ps512(_mm_loadu_ps(xq->d + 4 * j)));
+        const int64_t g0 = 4 * j / bpg;
+#pragma GCC unroll 4
+        for (int k = 0; k < R; k++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(p[k] + 32 * j));
+            __m256i lo = _mm256_and_si256(v, _mm512_castsi512_si256(m4));
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm512_castsi512_si256(m4));
+            __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            u = _mm512_shuffle_i64x2(u, u, _MM_SHUFFLE(3, 1, 2, 0)); /* codes in kept order */
+            __m512i iv = _mm512_permutexvar_epi64(q64, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(ix[k] + 16 * j))));
+            __m512i sel = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl, iv), m3, base, 0xEA); /* (a & b) | c */
+            __m512i xg = _mm512_permutex2var_epi8(a0, sel, a1);
+            __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xg));
+            __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xg));
+            size_t goff = (size_t)(r + k) * (size_t)gpr + (size_t)g0;
+            __m512 sg = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(kg, w->scales + goff));
+            __m512 og;
+            if (w->qform == LC_QF_SYM)
+                og = _mm512_mul_ps(sg, _mm512_set1_ps(-zsym));
+            else if (w->qform == LC_QF_MIN)
+                og = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(kg, w->mins + goff));
+            else
+                og = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), sg),
+                                   _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(kg, w->zeros + goff))));
+            __m512 sb = _mm512_mul_ps(_mm512_permutexvar_ps(glidx, sg), dv);
+            __m512 ob = _mm512_mul_ps(_mm512_permutexvar_ps(glidx, og), dv);
+            acc[k] = _mm512_fmadd_ps(dot, sb, acc[k]);
+            acc[k] = _mm512_fmadd_ps(sum, ob, acc[k]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < R; k++)
+        y[r + k] = _mm512_reduce_add_ps(acc[k]);
+}
+
+__attribute__((target(T_VBMI))) static void nmq_avx512(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0,
+                                                       int64_t r1)
+{
+    int bpg = w->group / 32;
+    int32_t li[2][16];
+    for (int l = 0; l < 16; l++) {
+        li[0][l] = l / 4;                    /* lane -> activation block of the step */
+        li[1][l] = bpg >= 4 ? 0 : l / 4 / bpg; /* lane -> group of the step */
+    }
+    __m512i lidx[2] = {_mm512_loadu_si512((const void *)li[0]), _mm512_loadu_si512((const void *)li[1])};
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4)
+        nmq_rows_avx512(w, xq, y, r, 4, lidx);
+    for (; r < r1; r++)
+        nmq_rows_avx512(w, xq, y, r, 1, lidx);
+}
+
 void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
 {
     int bpg = w->group / 32;
+    if (w->fmt == LC_WF_NM_Q) {
+        if (have_vnni() && have_vbmi() && nmq_layout_ok(w) && w->cols % 128 == 0 && (bpg & (bpg - 1)) == 0)
+            nmq_avx512(w, xq, y, r0, r1);
+        else
+            nmq_ref(w, xq, y, r0, r1);
+        return;
+    }
     if (have_vnni() && (bpg == 1 || bpg == 2 || bpg == 4 || bpg == 8 || bpg == 16))
         q8x_fast_avx512(w, xq, y, r0, r1);
     else if (have_vnni())

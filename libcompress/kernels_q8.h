@@ -12,6 +12,12 @@
  * rounding (relative error ~0.4% per block), which is why evaluation
  * (prefill, lc_forward with n > 1) keeps f32 activations.
  *
+ * 2:4 sparse weights with 4-bit codes (lc-prune --nm 2:4 --bits 4) run on
+ * the same activations: each 32-column block's 16 kept activations are
+ * gathered with a byte permute (AVX-512 VBMI vpermt2b, indices from the
+ * stored 2-bit positions by vpmultishiftqb), and S_b becomes the sum of the
+ * kept activations of the block, S'_b (a second vpdpbusd against ones).
+ *
  * lc_matvec_q8x_ref is the scalar twin (same integer sums, float
  * accumulation per block); tests/unit/test_kernels_q8.c compares them.
  */
@@ -29,8 +35,10 @@ typedef struct lc_xq {
     int cap;          /* allocated elements */
 } lc_xq;
 
-/* Can (w) run on 8-bit activations?  4- or 8-bit codes, group a multiple of
- * 32, and a CPU with AVX-512 VNNI (else the f32 kernels are faster). */
+/* Can (w) run on 8-bit activations?  4- or 8-bit codes (or 2:4 sparse
+ * 4-bit codes in q4x32 blocks, which also need AVX-512 VBMI), group a
+ * multiple of 32, and a CPU with AVX-512 VNNI (else the f32 kernels are
+ * faster). */
 int lc_q8x_supported(const lc_wmat *w, lc_isa isa);
 /* Quantize x [n] into xq (grows its buffers; n must be a multiple of 32). */
 int lc_xq_prepare(lc_xq *xq, const float *x, int n);
