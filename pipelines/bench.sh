@@ -2,8 +2,10 @@
 # `make bench`: speed of the reference inference core on the shared models
 # (a benchmark, not a test: it never fails on a slow figure).
 #
-# For sqz-s7 (f32), sqz-m29 (bf16, as shipped) and sqz-m29 converted to f32
-# (through lc-export --type f32 and lc-import), at 1 and 2 threads:
+# For sqz-s7 (f32), sqz-m29 (bf16, as shipped), sqz-m29 converted to f32
+# (through lc-export --type f32 and lc-import), and three variants of the
+# latter - 50% unstructured and 2:4 pruned (magnitude, f32 values), RTN
+# 4-bit g32, and 2:4 with 4-bit g32 codes - at 1 and 2 threads:
 #   prefill tok/s  one lc_forward of 512 tokens from position 0   (lc-eval --speed-only)
 #   decode tok/s   128 single-token steps after an 8-token prompt
 #   of BW limit    decode tok/s x bytes read per token (lc_model_bytes_per_token)
@@ -44,14 +46,27 @@ if [ ! -s "$OUT/sqz-m29-f32.h5" ]; then
   rm -f "$OUT/sqz-m29-f32.gguf"
 fi
 
+# compressed variants of sqz-m29 (f32): the pairs the low-bit and sparse
+# kernels must win - 50% unstructured and 2:4 f32 against dense f32, 2:4 +
+# 4-bit against 4-bit
+derive() { # name tool args...
+  f=$OUT/$1.h5 tool=$2
+  shift 2
+  [ -s "$f" ] || "$BIN/$tool" -q "$@" "$OUT/sqz-m29-f32.h5" -o "$f" || exit 1
+}
+derive m29-q4g32 lc-quant --method rtn --bits 4 --group 32
+derive m29-50 lc-prune --method magnitude --sparsity 0.5
+derive m29-nm24 lc-prune --method magnitude --nm 2:4
+derive m29-nm24-q4g32 lc-prune --method magnitude --nm 2:4 --bits 4 --group 32
+
 for t in $THREADS; do
   "$BIN/lc-eval" --bandwidth --json --threads "$t" >"$OUT/bw-$t.json" || exit 1
   printf 'bandwidth, %s thread(s): %.2f GB/s\n' "$t" "$(awk -v b="$(jget bandwidth_bytes_s "$OUT/bw-$t.json")" \
     'BEGIN { print b / 1e9 }')"
 done
 echo
-printf '%-12s %3s %10s %7s %9s %7s %10s %9s\n' model thr prefill spread decode spread "MiB/token" "of BW"
-for m in sqz-s7 sqz-m29 sqz-m29-f32; do
+printf '%-14s %3s %10s %7s %9s %7s %10s %9s\n' model thr prefill spread decode spread "MiB/token" "of BW"
+for m in sqz-s7 sqz-m29 sqz-m29-f32 m29-50 m29-nm24 m29-q4g32 m29-nm24-q4g32; do
   for t in $THREADS; do
     j=$OUT/speed-$m-$t.json
     "$BIN/lc-eval" -q --speed-only --no-ledger --json --threads "$t" --speed-reps "$REPS" "$OUT/$m.h5" >"$j" ||
@@ -59,7 +74,7 @@ for m in sqz-s7 sqz-m29 sqz-m29-f32; do
     bw=$(jget bandwidth_bytes_s "$OUT/bw-$t.json")
     awk -v m="$m" -v t="$t" -v pp="$(jget prefill_tok_s "$j")" -v ps="$(jget prefill_spread "$j")" \
       -v tg="$(jget decode_tok_s "$j")" -v ts="$(jget decode_spread "$j")" -v bpt="$(jget bytes_per_token "$j")" \
-      -v bw="$bw" 'BEGIN { printf "%-12s %3d %10.1f %6.1f%% %9.1f %6.1f%% %10.2f %8.1f%%\n", m, t, pp, 100 * ps, tg,
+      -v bw="$bw" 'BEGIN { printf "%-14s %3d %10.1f %6.1f%% %9.1f %6.1f%% %10.2f %8.1f%%\n", m, t, pp, 100 * ps, tg,
         100 * ts, bpt / 1048576, 100 * tg * bpt / bw }'
   done
 done
