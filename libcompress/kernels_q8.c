@@ -29,12 +29,14 @@ static int have_vbmi(void)
     return v;
 }
 
-/* 2:4 with 4-bit codes in q4x32 blocks, groups of whole 32-column
- * activation blocks: the sparse format the integer kernel handles. */
+/* 2:4 with 4-bit codes in q4x32 blocks, groups of 32 * 2^k columns, rows
+ * of whole 128-column steps: the sparse format the integer kernel handles
+ * (other N:M layouts keep the f32-activation kernels of sparse.c). */
 static int nmq_layout_ok(const lc_wmat *w)
 {
+    int bpg = w->group / 32;
     return w->fmt == LC_WF_NM_Q && w->sp_n == 2 && w->sp_m == 4 && w->bits == 4 && w->q4x32 && w->group % 32 == 0 &&
-           w->cols % 64 == 0;
+           (bpg & (bpg - 1)) == 0 && w->cols % 128 == 0;
 }
 
 int lc_q8x_supported(const lc_wmat *w, lc_isa isa)
@@ -360,8 +362,8 @@ __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) st
  * S'; both are scaled per lane: acc += dot * s_g d_b + S' * o_g d_b with
  * o = -s z or m.  Up to 4 rows share the activation loads; each row runs
  * the same arithmetic alone or in a block, so y[r] does not depend on the
- * row split.  Groups of 32 * 2^k columns; a last half step (cols % 128 ==
- * 64) and other groups run on the scalar twin. */
+ * row split.  Groups of 32 * 2^k columns, rows of whole steps
+ * (nmq_layout_ok). */
 #define T_VBMI "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,f16c"
 
 __attribute__((target(T_VBMI))) static inline void nmq_rows_avx512(const lc_wmat *w, const lc_xq *xq, float *y,
@@ -450,7 +452,7 @@ void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int6
 {
     int bpg = w->group / 32;
     if (w->fmt == LC_WF_NM_Q) {
-        if (have_vnni() && have_vbmi() && nmq_layout_ok(w) && w->cols % 128 == 0 && (bpg & (bpg - 1)) == 0)
+        if (have_vnni() && have_vbmi() && nmq_layout_ok(w))
             nmq_avx512(w, xq, y, r0, r1);
         else
             nmq_ref(w, xq, y, r0, r1);

@@ -35,10 +35,10 @@ typedef struct lc_xq {
     int cap;          /* allocated elements */
 } lc_xq;
 
-/* Can (w) run on 8-bit activations?  4- or 8-bit codes (or 2:4 sparse
- * 4-bit codes in q4x32 blocks, which also need AVX-512 VBMI), group a
- * multiple of 32, and a CPU with AVX-512 VNNI (else the f32 kernels are
- * faster). */
+/* Can (w) run on 8-bit activations?  4- or 8-bit codes with groups a
+ * multiple of 32, or 2:4 sparse 4-bit codes in q4x32 blocks with groups of
+ * 32 * 2^k and rows a multiple of 128 (which also need AVX-512 VBMI); and
+ * a CPU with AVX-512 VNNI (else the f32 kernels are faster). */
 int lc_q8x_supported(const lc_wmat *w, lc_isa isa);
 /* Quantize x [n] into xq (grows its buffers; n must be a multiple of 32). */
 int lc_xq_prepare(lc_xq *xq, const float *x, int n);
