@@ -29,6 +29,23 @@ static int have_vbmi(void)
     return v;
 }
 
+static int have_vbmi2(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        /* CPUID leaf 7 subleaf 0: ECX bit 6 = AVX512_VBMI2 (vpcompressb) */
+        unsigned a, b, c = 0, d;
+        v = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c >> 6 & 1);
+    }
+    return v;
+}
+
+/* Bitmask sparse with 4-bit codes, groups of whole 32-column blocks. */
+static int maskq_layout_ok(const lc_wmat *w)
+{
+    return w->fmt == LC_WF_MASK_Q && w->bits == 4 && w->group % 32 == 0 && w->cols % 32 == 0;
+}
+
 /* 2:4 with 4-bit codes in q4x32 blocks, groups of 32 * 2^k columns, rows
  * of whole 128-column steps: the sparse format the integer kernel handles
  * (other N:M layouts keep the f32-activation kernels of sparse.c). */
@@ -45,7 +62,7 @@ int lc_q8x_supported(const lc_wmat *w, lc_isa isa)
         return 0;
     if (w->fmt == LC_WF_Q4 || w->fmt == LC_WF_Q8)
         return 1;
-    return nmq_layout_ok(w) && have_vbmi();
+    return (nmq_layout_ok(w) && have_vbmi()) || (maskq_layout_ok(w) && have_vbmi2());
 }
 
 void lc_xq_release(lc_xq *xq)
@@ -183,10 +200,43 @@ static void nmq_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int
     }
 }
 
+/* Bitmask sparse, 4-bit codes: row r's kept values are the nibbles
+ * row_ptr[r].. of one LSB-first stream (nibble v = byte v/2, high half for
+ * odd v), in column order; bit c%8 of mask byte c/8 marks column c kept.
+ * Per 32-column block as nmq_ref. */
+static void maskq_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
+{
+    int nb = (int)(w->cols / 32), bpg = w->group / 32;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *ix = w->idx + (size_t)r * w->idx_row_bytes;
+        uint64_t v = w->row_ptr[r];
+        float acc = 0;
+        for (int b = 0; b < nb; b++) {
+            float s, m;
+            int z;
+            group_params(w, r, b / bpg, &s, &z, &m);
+            int32_t dot = 0, sum = 0;
+            for (int c = 32 * b; c < 32 * b + 32; c++)
+                if (ix[c / 8] >> (c % 8) & 1) {
+                    int u = w->data[v / 2] >> (4 * (v % 2)) & 15, q = xq->q[c];
+                    dot += u * q;
+                    sum += q;
+                    v++;
+                }
+            acc += xq->d[b] * (s * (float)(dot - z * sum) + m * (float)sum);
+        }
+        y[r] = acc;
+    }
+}
+
 void lc_matvec_q8x_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
 {
     if (w->fmt == LC_WF_NM_Q) {
         nmq_ref(w, xq, y, r0, r1);
+        return;
+    }
+    if (w->fmt == LC_WF_MASK_Q) {
+        maskq_ref(w, xq, y, r0, r1);
         return;
     }
     int nb = (int)(w->cols / 32), bpg = w->group / 32, bb = w->fmt == LC_WF_Q8 ? 32 : 16;
@@ -448,9 +498,78 @@ __attribute__((target(T_VBMI))) static void nmq_avx512(const lc_wmat *w, const l
         nmq_rows_avx512(w, xq, y, r, 1, lidx);
 }
 
+/* Bitmask sparse, 4-bit codes: per 32-column block, the kept activations
+ * are packed to the front by vpcompressb under the block's 32 mask bits;
+ * the block's k codes are the next k nibbles of the stream - at most 17
+ * bytes, read with a masked load (nothing past them is touched), widened
+ * to one byte per nibble and shifted by one nibble for an odd start (one
+ * vpermb).  Lanes past k meet zero activations.  Then as for 2:4: dot and
+ * kept-activation sum by vpdpbusd, scaled per block in f32 lanes. */
+#define T_VBMI2 "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2,f16c,fma,popcnt"
+
+__attribute__((target(T_VBMI2))) static void maskq_avx512(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0,
+                                                          int64_t r1)
+{
+    const int nb = (int)(w->cols / 32), bpg = w->group / 32;
+    const float zsym = (float)(1 << (w->bits - 1));
+    const __m512i c0f = _mm512_set1_epi16(0x0F0F);
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m512i shift[2];
+    {
+        uint8_t id[2][64];
+        for (int i = 0; i < 64; i++)
+            id[0][i] = (uint8_t)i, id[1][i] = (uint8_t)((i + 1) & 63);
+        shift[0] = _mm512_loadu_si512((const void *)id[0]);
+        shift[1] = _mm512_loadu_si512((const void *)id[1]);
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *ix = w->idx + (size_t)r * w->idx_row_bytes;
+        uint64_t v = w->row_ptr[r];
+        size_t goff = (size_t)r * (size_t)w->gpr;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            uint32_t m;
+            memcpy(&m, ix + 4 * b, 4);
+            int k = __builtin_popcount(m);
+            if (!k)
+                continue;
+            __m256i xc = _mm256_maskz_compress_epi8(m, _mm256_loadu_si256((const __m256i *)(xq->q + 32 * b)));
+            int odd = (int)(v & 1), nbytes = (odd + k + 1) >> 1;
+            __m256i raw = _mm256_maskz_loadu_epi8((__mmask32)((1ull << nbytes) - 1), w->data + v / 2);
+            __m512i wide = _mm512_cvtepu8_epi16(raw);
+            __m512i nib = _mm512_ternarylogic_epi32(wide, _mm512_slli_epi16(wide, 4), c0f, 0xA8); /* (a | b) & c */
+            __m256i u = _mm512_castsi512_si256(_mm512_permutexvar_epi8(shift[odd], nib));
+            __m256 dot = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xc));
+            __m256 sum = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, xc));
+            size_t gi = goff + (size_t)(b / bpg);
+            float sc = _cvtsh_ss(w->scales[gi]), o;
+            if (w->qform == LC_QF_SYM)
+                o = -sc * zsym;
+            else if (w->qform == LC_QF_MIN)
+                o = _cvtsh_ss(w->mins[gi]);
+            else
+                o = -sc * (float)w->zeros[gi];
+            float d = xq->d[b];
+            acc = _mm256_fmadd_ps(dot, _mm256_set1_ps(sc * d), acc);
+            acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(o * d), acc);
+            v += (uint64_t)k;
+        }
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        y[r] = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+    }
+}
+
 void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
 {
     int bpg = w->group / 32;
+    if (w->fmt == LC_WF_MASK_Q) {
+        if (have_vnni() && have_vbmi2() && maskq_layout_ok(w))
+            maskq_avx512(w, xq, y, r0, r1);
+        else
+            maskq_ref(w, xq, y, r0, r1);
+        return;
+    }
     if (w->fmt == LC_WF_NM_Q) {
         if (have_vnni() && have_vbmi() && nmq_layout_ok(w))
             nmq_avx512(w, xq, y, r0, r1);

@@ -18,6 +18,10 @@
  * stored 2-bit positions by vpmultishiftqb), and S_b becomes the sum of the
  * kept activations of the block, S'_b (a second vpdpbusd against ones).
  *
+ * Bitmask sparse 4-bit weights (lc-prune --sparsity S --bits 4) pack each
+ * block's kept activations to the front with vpcompressb (AVX512_VBMI2)
+ * and meet them with the block's next k codes of the row's nibble stream.
+ *
  * lc_matvec_q8x_ref is the scalar twin (same integer sums, float
  * accumulation per block); tests/unit/test_kernels_q8.c compares them.
  */
@@ -37,8 +41,9 @@ typedef struct lc_xq {
 
 /* Can (w) run on 8-bit activations?  4- or 8-bit codes with groups a
  * multiple of 32, or 2:4 sparse 4-bit codes in q4x32 blocks with groups of
- * 32 * 2^k and rows a multiple of 128 (which also need AVX-512 VBMI); and
- * a CPU with AVX-512 VNNI (else the f32 kernels are faster). */
+ * 32 * 2^k and rows a multiple of 128 (which also need AVX-512 VBMI), or
+ * bitmask sparse 4-bit codes with groups a multiple of 32 (AVX-512 VBMI2);
+ * and a CPU with AVX-512 VNNI (else the f32 kernels are faster). */
 int lc_q8x_supported(const lc_wmat *w, lc_isa isa);
 /* Quantize x [n] into xq (grows its buffers; n must be a multiple of 32). */
 int lc_xq_prepare(lc_xq *xq, const float *x, int n);

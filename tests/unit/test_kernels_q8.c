@@ -59,13 +59,15 @@ static void compare(const lc_wmat *w, lc_xq *xq, const char *what)
     free(x), free(xd), free(y0), free(y1), free(y2);
 }
 
-/* 2:4 sparse with 4-bit codes (lc-prune --nm 2:4 --bits 4): random kept
+/* Sparse 4-bit codes: 2:4 (lc-prune --nm 2:4 --bits 4) and bitmask
+ * (--sparsity S --bits 4, densities from empty to full rows): random kept
  * positions, codes and group parameters. */
 static void nm_cases(lc_xq *xq, int have_vnni)
 {
     lc_qform forms[3] = {LC_QF_SYM, LC_QF_MIN, LC_QF_ZERO};
     int64_t shapes[4][2] = {{7, 128}, {33, 512}, {16, 1536}, {5, 192}};
     int groups[4] = {32, 64, 128, 96};
+    for (int mask = 0; mask < 2; mask++)
     for (int fi = 0; fi < 3; fi++)
         for (int si = 0; si < 4; si++)
             for (int gi = 0; gi < 4; gi++) {
@@ -79,10 +81,17 @@ static void nm_cases(lc_xq *xq, int have_vnni)
                 uint16_t *sc = malloc(ng * 2), *mn = malloc(ng * 2);
                 for (size_t i = 0; i < n; i++)
                     W[i] = 0, codes[i] = (uint8_t)(urand() * 16);
-                for (size_t i = 0; i < n; i += 4) { /* two of every four, at random */
-                    int a = (int)(urand() * 4), b = (a + 1 + (int)(urand() * 3)) % 4;
-                    for (int k = 0; k < 4; k++)
-                        keep[i + (size_t)k] = k == a || k == b;
+                if (mask) { /* row r keeps a fraction (r % 5) / 4 (0 .. 1), at random */
+                    for (size_t i = 0; i < n; i++) {
+                        int64_t r = (int64_t)i / cols;
+                        keep[i] = r % 5 == 4 || urand() < (double)(r % 5) / 4;
+                    }
+                } else {
+                    for (size_t i = 0; i < n; i += 4) { /* two of every four, at random */
+                        int a = (int)(urand() * 4), b = (a + 1 + (int)(urand() * 3)) % 4;
+                        for (int k = 0; k < 4; k++)
+                            keep[i + (size_t)k] = k == a || k == b;
+                    }
                 }
                 for (size_t k = 0; k < ng; k++) {
                     sc[k] = lc_f32_to_f16((float)(urand() - 0.5) * 0.02f);
@@ -93,16 +102,20 @@ static void nm_cases(lc_xq *xq, int have_vnni)
                                      forms[fi] == LC_QF_ZERO ? zs : NULL};
                 lc_tensor t;
                 lc_wmat w;
-                CHECK(lc_sparse_encode("w", rows, cols, W, keep, 2, 4, LC_DT_F32, &q, &t) == 0, "encode: %s",
+                CHECK(lc_sparse_encode("w", rows, cols, W, keep, mask ? 0 : 2, mask ? 0 : 4, LC_DT_F32, &q, &t) == 0,
+                      "encode: %s", lc_errmsg());
+                CHECK(lc_wmat_from_tensor(&w, &t) == 0 && w.fmt == (mask ? LC_WF_MASK_Q : LC_WF_NM_Q), "view: %s",
                       lc_errmsg());
-                CHECK(lc_wmat_from_tensor(&w, &t) == 0 && w.fmt == LC_WF_NM_Q, "view: %s", lc_errmsg());
-                /* the integer path takes groups of 32 * 2^k and rows of whole 128-column
-                 * steps; the rest stays on the f32 kernels (the twin still handles it) */
-                int fits = (g & (g - 1)) == 0 && cols % 128 == 0;
+                /* 2:4: the integer path takes groups of 32 * 2^k and rows of whole
+                 * 128-column steps; the rest stays on the f32 kernels (the twin still
+                 * handles it).  Bitmask: any group of whole 32-column blocks. */
+                int fits = mask ? __builtin_cpu_supports("avx512vbmi2")
+                                : (g & (g - 1)) == 0 && cols % 128 == 0 && __builtin_cpu_supports("avx512vbmi");
+                const char *pat = mask ? "mask" : "2:4";
                 CHECK(!have_vnni || lc_q8x_supported(&w, LC_ISA_AVX512) == fits,
-                      "2:4 4-bit %lldx%lld g%d on 8-bit activations: %d", (long long)rows, (long long)cols, g, fits);
+                      "%s 4-bit %lldx%lld g%d on 8-bit activations: %d", pat, (long long)rows, (long long)cols, g, fits);
                 char what[96];
-                snprintf(what, sizeof what, "2:4 4-bit form %d %lldx%lld g%d", (int)forms[fi], (long long)rows,
+                snprintf(what, sizeof what, "%s 4-bit form %d %lldx%lld g%d", pat, (int)forms[fi], (long long)rows,
                          (long long)cols, g);
                 compare(&w, xq, what);
                 lc_tensor_release(&t);
