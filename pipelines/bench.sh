@@ -3,7 +3,7 @@
 # (a benchmark, not a test: it never fails on a slow figure).
 #
 # For sqz-s7 (f32), sqz-m29 (bf16, as shipped), sqz-m29 converted to f32
-# (through lc-export --type f32 and lc-import), and three variants of the
+# (through lc-export --type f32 and lc-import), and variants of the
 # latter - 50% unstructured and 2:4 pruned (magnitude, f32 values), RTN
 # 4-bit g32, and 2:4 and 50% unstructured with 4-bit g32 codes - at 1 and
 # 2 threads:
