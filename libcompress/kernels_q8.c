@@ -511,7 +511,6 @@ __attribute__((target(T_VBMI2))) static void maskq_avx512(const lc_wmat *w, cons
                                                           int64_t r1)
 {
     const int nb = (int)(w->cols / 32), bpg = w->group / 32;
-    const float zsym = (float)(1 << (w->bits - 1));
     const __m512i c0f = _mm512_set1_epi16(0x0F0F);
     const __m256i ones = _mm256_set1_epi8(1);
     __m512i shift[2];
@@ -539,19 +538,18 @@ __attribute__((target(T_VBMI2))) static void maskq_avx512(const lc_wmat *w, cons
             __m512i wide = _mm512_cvtepu8_epi16(raw);
             __m512i nib = _mm512_ternarylogic_epi32(wide, _mm512_slli_epi16(wide, 4), c0f, 0xA8); /* (a | b) & c */
             __m256i u = _mm512_castsi512_si256(_mm512_permutexvar_epi8(shift[odd], nib));
-            __m256 dot = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xc));
-            __m256 sum = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, xc));
+            __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xc);
+            __m256i sum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, xc);
             size_t gi = goff + (size_t)(b / bpg);
-            float sc = _cvtsh_ss(w->scales[gi]), o;
-            if (w->qform == LC_QF_SYM)
-                o = -sc * zsym;
-            else if (w->qform == LC_QF_MIN)
-                o = _cvtsh_ss(w->mins[gi]);
-            else
-                o = -sc * (float)w->zeros[gi];
-            float d = xq->d[b];
-            acc = _mm256_fmadd_ps(dot, _mm256_set1_ps(sc * d), acc);
-            acc = _mm256_fmadd_ps(sum, _mm256_set1_ps(o * d), acc);
+            float d = xq->d[b], sc = _cvtsh_ss(w->scales[gi]);
+            if (w->qform == LC_QF_MIN) { /* d (s dot + m S') */
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(sc * d), acc);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(_cvtsh_ss(w->mins[gi]) * d), acc);
+            } else { /* d s (dot - z S'), the difference exact in int32 */
+                __m256i zs = w->qform == LC_QF_SYM ? _mm256_slli_epi32(sum, w->bits - 1)
+                                                   : _mm256_mullo_epi32(sum, _mm256_set1_epi32(w->zeros[gi]));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(dot, zs)), _mm256_set1_ps(sc * d), acc);
+            }
             v += (uint64_t)k;
         }
         __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
