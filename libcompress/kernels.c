@@ -557,7 +557,7 @@ static const lc_matvec_fn kernels[LC_WF_COUNT][3] = {
     [LC_WF_NM] = {lc_matvec_ref, lc_matvec_nm_avx2, lc_matvec_nm_avx512},
     [LC_WF_NM_Q] = {lc_matvec_ref, lc_matvec_nmq_avx2, lc_matvec_nmq_avx512},
     [LC_WF_MASK] = {lc_matvec_ref, lc_matvec_mask_avx2, lc_matvec_mask_avx512},
-    [LC_WF_MASK_Q] = {lc_matvec_ref, NULL, NULL},
+    [LC_WF_MASK_Q] = {lc_matvec_ref, lc_matvec_maskq_avx2, NULL},
 };
 
 lc_matvec_fn lc_matvec_kernel(lc_wfmt fmt, lc_isa isa)

@@ -109,8 +109,9 @@ void lc_matmul(const lc_wmat *w, const float *X, int n, float *Y, int ldy, float
 /* Sparse formats (libcompress/sparse.c): the view (called by
  * lc_wmat_from_tensor after validation), the row decoder and reference dot
  * product behind lc_wmat_rows_f32 / lc_matvec_ref, and the SIMD kernels
- * in the dispatch table (2:4 f32/f16/bf16, 2:4 4-bit, bitmask f32; other
- * patterns and value types fall back to the reference inside them). */
+ * in the dispatch table (2:4 f32/f16/bf16, 2:4 4-bit, bitmask f32, bitmask
+ * 4-bit; other patterns and value types fall back to the reference inside
+ * them). */
 int lc_sparse_wmat(lc_wmat *w, const lc_tensor *t);
 void lc_sparse_row_f32(const lc_wmat *w, int64_t r, float *out);
 float lc_sparse_dot_ref(const lc_wmat *w, int64_t r, const float *x);
@@ -120,6 +121,7 @@ void lc_matvec_nmq_avx2(const lc_wmat *w, const float *x, float *y, int64_t r0, 
 void lc_matvec_nmq_avx512(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lc_matvec_mask_avx2(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lc_matvec_mask_avx512(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
+void lc_matvec_maskq_avx2(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
 
 /* Small vector helpers with SIMD paths (isa capped by caller). */
 float lc_vdot(const float *a, const float *b, int n, lc_isa isa);

@@ -1090,3 +1090,67 @@ __attribute__((target(T_AVX2))) void lc_matvec_mask_avx2(const lc_wmat *w, const
     for (; r < r1; r++)
         mask256(w, x, y, r, 1);
 }
+
+/* Bitmask with 4-bit codes (AVX2, f32 activations - the path for CPUs
+ * without the integer kernels of kernels_q8.c).  Per 8 columns: the next
+ * popcount nibbles of the row's code stream (one unaligned 64-bit read,
+ * shifted by a nibble for an odd start) are spread into 8 lanes by
+ * variable shifts, moved to their columns by the mask_expand permutation,
+ * and pruned lanes are cleared; the lane sums (u - z) x (MIN: u x and x)
+ * are scaled once per group, as lc_sparse_dot_ref does.  Needs groups and
+ * rows of whole 8-column steps. */
+static int maskq4_ok(const lc_wmat *w) { return w->bits == 4 && w->group % 8 == 0 && w->cols % 8 == 0; }
+
+/* 8 nibbles of the stream from nibble v (bytes past the array read as 0) */
+INL uint32_t nib8(const uint8_t *d, uint64_t v, size_t nbytes)
+{
+    size_t o = (size_t)(v >> 1);
+    uint64_t q = 0;
+    if (o + 8 <= nbytes)
+        memcpy(&q, d + o, 8);
+    else if (o < nbytes)
+        memcpy(&q, d + o, nbytes - o);
+    return (uint32_t)(q >> (4 * (v & 1)));
+}
+
+__attribute__((target(T_AVX2))) void lc_matvec_maskq_avx2(const lc_wmat *w, const float *x, float *y, int64_t r0,
+                                                           int64_t r1)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, mask_expand_init);
+    if (!maskq4_ok(w)) {
+        sparse_ref(w, x, y, r0, r1);
+        return;
+    }
+    const size_t nbytes = (size_t)((w->row_ptr[w->rows] * 4 + 7) / 8);
+    const __m256i sh = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28), m15 = _mm256_set1_epi32(15);
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    const int min = w->qform == LC_QF_MIN;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *mr = w->idx + (size_t)r * w->idx_row_bytes;
+        uint64_t v = w->row_ptr[r];
+        size_t g0 = (size_t)r * (size_t)w->gpr;
+        __m256 acc = _mm256_setzero_ps();
+        for (int g = 0; g < w->gpr; g++) {
+            __m256 ga = _mm256_setzero_ps(), xa = _mm256_setzero_ps();
+            __m256 zf = _mm256_set1_ps(min ? 0.f : (float)wq_zero(w, g0 + (size_t)g));
+            for (int64_t c = (int64_t)g * w->group; c < (int64_t)(g + 1) * w->group; c += 8) {
+                unsigned mb = mr[c / 8];
+                if (!mb)
+                    continue;
+                __m256i u = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)nib8(w->data, v, nbytes)), sh), m15);
+                u = _mm256_permutevar8x32_epi32(u, _mm256_loadu_si256((const __m256i *)mask_expand[mb]));
+                __m256 sel = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32((int)mb), bit), bit));
+                __m256 xv = _mm256_and_ps(_mm256_loadu_ps(x + c), sel);
+                ga = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_cvtepi32_ps(u), zf), xv, ga);
+                if (min)
+                    xa = _mm256_add_ps(xa, xv);
+                v += (uint64_t)__builtin_popcount(mb);
+            }
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w->scales[g0 + (size_t)g])), ga, acc);
+            if (min)
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(_cvtsh_ss(w->mins[g0 + (size_t)g])), xa, acc);
+        }
+        y[r] = hsum256s(acc);
+    }
+}

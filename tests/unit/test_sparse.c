@@ -229,6 +229,8 @@ int main(void)
         {0, 0, 0.97, LC_DT_F32, 0, 0, 0, LC_WF_MASK},     {0, 0, 0.5, LC_DT_BF16, 0, 0, 0, LC_WF_MASK},
         {0, 0, 0.0, LC_DT_F32, 0, 0, 0, LC_WF_MASK},      {0, 0, 0.5, LC_DT_F32, 4, 32, LC_QF_SYM, LC_WF_MASK_Q},
         {0, 0, 0.3, LC_DT_F32, 3, 1, LC_QF_ZERO, LC_WF_MASK_Q}, {0, 0, 0.6, LC_DT_F32, 8, 16, LC_QF_MIN, LC_WF_MASK_Q},
+        {0, 0, 0.4, LC_DT_F32, 4, 8, LC_QF_ZERO, LC_WF_MASK_Q}, {0, 0, 0.7, LC_DT_F32, 4, 16, LC_QF_MIN, LC_WF_MASK_Q},
+        {0, 0, 0.97, LC_DT_F32, 4, 8, LC_QF_SYM, LC_WF_MASK_Q}, {0, 0, 0.02, LC_DT_F32, 4, 8, LC_QF_ZERO, LC_WF_MASK_Q},
     };
     static const int64_t rows[] = {1, 3, 4, 5, 7, 13};
     static const int64_t nm_cols[] = {8, 24, 40, 64, 72, 128, 136, 192, 264, 320};
