@@ -267,6 +267,44 @@ static int dset_read_exact(hid_t loc, const char *name, hid_t ftype, size_t coun
     return rc;
 }
 
+/* Before allocating for a dataset: it exists, holds count elements of
+ * ftype, and the file really stores them - at least their bytes when
+ * uncompressed, at most 1100x less (beyond zlib's ratio) when filtered.  A
+ * hostile header cannot make a reader allocate what the file does not back
+ * (a truncated or never-written dataset). */
+static int dset_plausible(hid_t loc, const char *name, hid_t ftype, size_t count, const char *ctx)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return lc_error("%s: missing dataset '%s'", ctx, name);
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0)
+        return lc_error("%s: cannot open dataset '%s': %s", ctx, name, h5_detail());
+    hid_t t = H5Dget_type(d), sp = H5Dget_space(d), pl = H5Dget_create_plist(d);
+    hssize_t npts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    int nf = pl >= 0 ? H5Pget_nfilters(pl) : -1, rc = -1;
+    unsigned long long stored = (unsigned long long)H5Dget_storage_size(d);
+    unsigned long long need = (unsigned long long)count * (unsigned long long)H5Tget_size(ftype);
+    if (t < 0 || H5Tequal(t, ftype) <= 0)
+        lc_error("%s: dataset '%s' has an unexpected element type", ctx, name);
+    else if (npts < 0 || (size_t)npts != count)
+        lc_error("%s: dataset '%s' holds %lld elements, expected %zu", ctx, name, (long long)npts, count);
+    else if (nf < 0)
+        lc_error("%s: dataset '%s': cannot read its filters: %s", ctx, name, h5_detail());
+    else if (nf == 0 ? stored < need : need / 1100 > stored + 64)
+        lc_error("%s: dataset '%s' stores %llu bytes for %llu bytes of data (truncated or never written)", ctx, name,
+                 stored, need);
+    else
+        rc = 0;
+    if (pl >= 0)
+        H5Pclose(pl);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    H5Dclose(d);
+    return rc;
+}
+
 /* Element count of a dataset (or -1). */
 static long long dset_count(hid_t loc, const char *name, const char *ctx)
 {
@@ -1015,13 +1053,9 @@ static int read_sparse_data(hid_t g, lc_tensor *t, const char *ctx)
     int nm = t->enc == LC_ENC_SPARSE_NM;
     size_t rows = (size_t)t->shape[0];
     /* element counts checked before allocating for them */
-    long long ni = dset_count(g, nm ? "indices" : "mask", ctx), nr = nm ? 0 : dset_count(g, "row_ptr", ctx);
-    if (ni < 0 || nr < 0)
+    if (dset_plausible(g, nm ? "indices" : "mask", H5T_STD_U8LE, t->sp_idx_bytes, ctx) ||
+        (!nm && dset_plausible(g, "row_ptr", H5T_STD_U64LE, rows + 1, ctx)))
         return -1;
-    if ((size_t)ni != t->sp_idx_bytes || (!nm && (size_t)nr != rows + 1))
-        return lc_error("%s: dataset '%s' holds %lld elements, expected %zu", ctx,
-                        (size_t)ni != t->sp_idx_bytes ? (nm ? "indices" : "mask") : "row_ptr",
-                        (size_t)ni != t->sp_idx_bytes ? ni : nr, (size_t)ni != t->sp_idx_bytes ? t->sp_idx_bytes : rows + 1);
     if (!(t->sp_idx = lc_malloc(t->sp_idx_bytes)) ||
         dset_read_exact(g, nm ? "indices" : "mask", H5T_STD_U8LE, t->sp_idx_bytes, t->sp_idx, ctx))
         return -1;
@@ -1029,13 +1063,9 @@ static int read_sparse_data(hid_t g, lc_tensor *t, const char *ctx)
                 dset_read_exact(g, "row_ptr", H5T_STD_U64LE, rows + 1, t->sp_row_ptr, ctx)))
         return -1;
     /* element counts of the values before allocating for them */
-    long long nv = dset_count(g, t->bits ? "codes" : "values", ctx);
-    size_t want = t->bits ? t->data_bytes : (size_t)t->sp_nnz;
-    if (nv < 0)
+    if (dset_plausible(g, t->bits ? "codes" : "values", t->bits ? H5T_STD_U8LE : dtype_h5(t->dtype),
+                       t->bits ? t->data_bytes : (size_t)t->sp_nnz, ctx))
         return -1;
-    if ((size_t)nv != want)
-        return lc_error("%s: dataset '%s' holds %lld elements, expected %zu", ctx, t->bits ? "codes" : "values", nv,
-                        want);
     if (t->data_bytes && !(t->data = lc_malloc(t->data_bytes)))
         return -1;
     if (!t->bits) {
@@ -1212,6 +1242,9 @@ int lc_container_read_tensor(lc_container *c, const char *name, lc_tensor *t)
         rc = read_sparse_data(g, t, ctx);
         goto out;
     }
+    if (t->enc == LC_ENC_DENSE ? dset_plausible(g, "data", dtype_h5(t->dtype), (size_t)lc_tensor_numel(t), ctx)
+                               : dset_plausible(g, "codes", H5T_STD_U8LE, t->data_bytes, ctx))
+        goto out;
     if (!(t->data = lc_malloc(t->data_bytes)))
         goto out;
     if (t->enc == LC_ENC_DENSE) {
