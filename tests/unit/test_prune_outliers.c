@@ -222,10 +222,12 @@ int main(int argc, char **argv)
     /* magnitude: hurt by the outliers, and far behind Wanda */
     CHECK(kld[0][1] > 2 * kld[0][0], "magnitude not hurt by outliers: %g -> %g", kld[0][0], kld[0][1]);
     CHECK(kld[0][1] > 3 * kld[1][1], "magnitude %g not far behind wanda %g with outliers", kld[0][1], kld[1][1]);
-    /* SparseGPT's saliency w^2 / [H^-1]_jj is invariant too, but not its
-     * dampening (percdamp * mean(diag H) on every diagonal entry, as the
-     * reference does): with uneven channels it over-damps the quiet ones.
-     * It must still stay far ahead of magnitude. */
+    /* SparseGPT's saliency w^2 / [H^-1]_jj and its update are invariant to
+     * the column rescaling, but two things of the reference are not: the
+     * mask compares scores across all rows of a block (and attn_v / ffn_up
+     * rows are rescaled here), and the dampening percdamp * mean(diag H)
+     * over-damps the quiet channels.  It must still stay far ahead of
+     * magnitude. */
     if (sgpt)
         CHECK(3 * kld[2][1] < kld[0][1], "sparsegpt %g not far ahead of magnitude %g with uneven channels", kld[2][1],
               kld[0][1]);
