@@ -284,10 +284,10 @@ static int dset_plausible(hid_t loc, const char *name, hid_t ftype, size_t count
     int nf = pl >= 0 ? H5Pget_nfilters(pl) : -1, rc = -1;
     unsigned long long stored = (unsigned long long)H5Dget_storage_size(d);
     unsigned long long need = (unsigned long long)count * (unsigned long long)H5Tget_size(ftype);
-    if (t < 0 || H5Tequal(t, ftype) <= 0)
-        lc_error("%s: dataset '%s' has an unexpected element type", ctx, name);
-    else if (npts < 0 || (size_t)npts != count)
+    if (npts < 0 || (size_t)npts != count)
         lc_error("%s: dataset '%s' holds %lld elements, expected %zu", ctx, name, (long long)npts, count);
+    else if (t < 0 || H5Tequal(t, ftype) <= 0)
+        lc_error("%s: dataset '%s' has an unexpected element type", ctx, name);
     else if (nf < 0)
         lc_error("%s: dataset '%s': cannot read its filters: %s", ctx, name, h5_detail());
     else if (nf == 0 ? stored < need : need / 1100 > stored + 64)
