@@ -442,7 +442,7 @@ static char *hostile_file(const lc_tensor *t, const char *dset, const void *buf,
     } else {
         d = H5Dopen2(f, full, H5P_DEFAULT);
     }
-    int ok = d >= 0 && H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0;
+    int ok = d >= 0 && (!buf || H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0); /* NULL: never written */
     if (d >= 0)
         H5Dclose(d);
     H5Fclose(f);
@@ -512,6 +512,8 @@ static void test_hostile(void)
     expect_refused(hostile_file(&m, "mask", mask, H5T_NATIVE_UINT8, 0), "mask popcount", "mask keeps");
     expect_refused(hostile_file(&m, "row_ptr", rp, H5T_NATIVE_UINT64, 5), "short row_ptr", "elements");
     expect_refused(hostile_file(&m, "values", W, H5T_NATIVE_UINT8, 11), "values count", "elements");
+    /* the right extent but no bytes behind it: refused before allocating */
+    expect_refused(hostile_file(&m, "mask", NULL, H5T_NATIVE_UINT8, m.sp_idx_bytes), "unwritten mask", "never written");
     uint8_t idx[6 * 8];
     memcpy(idx, nm.sp_idx, sizeof idx);
     idx[4] = 0xff; /* positions 3,3 in two groups: not increasing */
