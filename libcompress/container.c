@@ -239,34 +239,6 @@ static int dset_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int
     return rc;
 }
 
-/* Read a whole dataset whose file type must equal `ftype` (no silent
- * conversions) and whose element count must be exactly `count`. */
-static int dset_read_exact(hid_t loc, const char *name, hid_t ftype, size_t count, void *buf, const char *ctx)
-{
-    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
-        return lc_error("%s: missing dataset '%s'", ctx, name);
-    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
-    if (d < 0)
-        return lc_error("%s: cannot open dataset '%s': %s", ctx, name, h5_detail());
-    hid_t t = H5Dget_type(d), sp = H5Dget_space(d);
-    int rc = -1;
-    hssize_t npts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
-    if (t < 0 || H5Tequal(t, ftype) <= 0)
-        lc_error("%s: dataset '%s' has an unexpected element type", ctx, name);
-    else if (npts < 0 || (size_t)npts != count)
-        lc_error("%s: dataset '%s' holds %lld elements, expected %zu", ctx, name, (long long)npts, count);
-    else if (H5Dread(d, ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
-        lc_error("%s: cannot read dataset '%s': %s", ctx, name, h5_detail());
-    else
-        rc = 0;
-    if (sp >= 0)
-        H5Sclose(sp);
-    if (t >= 0)
-        H5Tclose(t);
-    H5Dclose(d);
-    return rc;
-}
-
 /* Before allocating for a dataset: it exists, holds count elements of
  * ftype, and the file really stores them - at least their bytes when
  * uncompressed, at most 1100x less (beyond zlib's ratio) when filtered.  A
@@ -302,6 +274,22 @@ static int dset_plausible(hid_t loc, const char *name, hid_t ftype, size_t count
     if (t >= 0)
         H5Tclose(t);
     H5Dclose(d);
+    return rc;
+}
+
+/* Read a whole dataset whose file type must equal `ftype` (no silent
+ * conversions), whose element count must be exactly `count` and whose bytes
+ * the file stores (dset_plausible). */
+static int dset_read_exact(hid_t loc, const char *name, hid_t ftype, size_t count, void *buf, const char *ctx)
+{
+    if (dset_plausible(loc, name, ftype, count, ctx))
+        return -1;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    int rc = d >= 0 && H5Dread(d, ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0
+                 ? 0
+                 : lc_error("%s: cannot read dataset '%s': %s", ctx, name, h5_detail());
+    if (d >= 0)
+        H5Dclose(d);
     return rc;
 }
 

@@ -7,38 +7,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int have_vnni(void)
+/* CPUID leaf 7 subleaf 0, ECX bit `bit` (cached per bit). */
+static int cpu_leaf7_ecx(int bit)
 {
-    static int v = -1;
-    if (v < 0) {
-        /* CPUID leaf 7 subleaf 0: ECX bit 11 = AVX512_VNNI */
+    static int v[32];
+    if (!v[bit]) {
         unsigned a, b, c = 0, d;
-        v = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c >> 11 & 1);
+        v[bit] = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c >> bit & 1) ? 1 : -1;
     }
-    return v;
+    return v[bit] > 0;
 }
-
-static int have_vbmi(void)
-{
-    static int v = -1;
-    if (v < 0) {
-        /* CPUID leaf 7 subleaf 0: ECX bit 1 = AVX512_VBMI (vpermb, vpmultishiftqb) */
-        unsigned a, b, c = 0, d;
-        v = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c >> 1 & 1);
-    }
-    return v;
-}
-
-static int have_vbmi2(void)
-{
-    static int v = -1;
-    if (v < 0) {
-        /* CPUID leaf 7 subleaf 0: ECX bit 6 = AVX512_VBMI2 (vpcompressb) */
-        unsigned a, b, c = 0, d;
-        v = __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c >> 6 & 1);
-    }
-    return v;
-}
+static int have_vnni(void) { return cpu_leaf7_ecx(11); }  /* AVX512_VNNI: vpdpbusd */
+static int have_vbmi(void) { return cpu_leaf7_ecx(1); }   /* AVX512_VBMI: vpermb, vpmultishiftqb */
+static int have_vbmi2(void) { return cpu_leaf7_ecx(6); }  /* AVX512_VBMI2: vpcompressb */
 
 /* Bitmask sparse with 4-bit codes, groups of whole 32-column blocks. */
 static int maskq_layout_ok(const lc_wmat *w)
@@ -171,58 +152,45 @@ static inline int code_at(const lc_wmat *w, const uint8_t *p, int k)
     return k < 16 ? (p[k] & 15) : (p[k - 16] >> 4);
 }
 
-/* 2:4 sparse, q4x32 codes: kept value k of a row is code k (block k/32,
- * byte k%16 of it, low nibble for k%32 < 16) at dense column
- * 4*(k/2) + idx_k, idx_k the 2-bit field k of the row's index stream.
- * Per 32-column activation block b (16 kept values): the dot product of
- * the codes with the kept activations and the sum of those activations
- * S'_b (which replaces S_b in the corrections of kernels_q8.h). */
-static void nmq_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
+/* Sparse 4-bit codes, per 32-column activation block b: the dot product of
+ * the block's kept codes with their activations and the sum of those
+ * activations S'_b (which replaces S_b in the corrections of kernels_q8.h).
+ *   2:4, q4x32 codes: kept value k of a row is code k (block k/32, byte
+ *     k%16 of it, low nibble for k%32 < 16) at dense column 4*(k/2) + idx_k,
+ *     idx_k the 2-bit field k of the row's index stream; block b holds
+ *     values 16b .. 16b+15.
+ *   bitmask: row r's kept values are the nibbles row_ptr[r].. of one
+ *     LSB-first stream (nibble v = byte v/2, high half for odd v), in column
+ *     order; bit c%8 of mask byte c/8 marks column c kept. */
+static void sparse_q8x_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
 {
-    int nb = (int)(w->cols / 32), bpg = w->group / 32;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *row = w->data + (size_t)r * w->row_bytes, *ix = w->idx + (size_t)r * w->idx_row_bytes;
-        float acc = 0;
-        for (int b = 0; b < nb; b++) {
-            float s, m;
-            int z;
-            group_params(w, r, b / bpg, &s, &z, &m);
-            int32_t dot = 0, sum = 0;
-            for (int k = 16 * b; k < 16 * b + 16; k++) {
-                int i = k % 32, u = i < 16 ? row[(k / 32) * 16 + i] & 15 : row[(k / 32) * 16 + i - 16] >> 4;
-                int q = xq->q[4 * (k / 2) + (ix[k / 4] >> (2 * (k % 4)) & 3)];
-                dot += u * q;
-                sum += q;
-            }
-            acc += xq->d[b] * (s * (float)(dot - z * sum) + m * (float)sum);
-        }
-        y[r] = acc;
-    }
-}
-
-/* Bitmask sparse, 4-bit codes: row r's kept values are the nibbles
- * row_ptr[r].. of one LSB-first stream (nibble v = byte v/2, high half for
- * odd v), in column order; bit c%8 of mask byte c/8 marks column c kept.
- * Per 32-column block as nmq_ref. */
-static void maskq_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
-{
-    int nb = (int)(w->cols / 32), bpg = w->group / 32;
+    int nb = (int)(w->cols / 32), bpg = w->group / 32, nm = w->fmt == LC_WF_NM_Q;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *ix = w->idx + (size_t)r * w->idx_row_bytes;
-        uint64_t v = w->row_ptr[r];
+        const uint8_t *row = nm ? w->data + (size_t)r * w->row_bytes : NULL;
+        uint64_t v = nm ? 0 : w->row_ptr[r];
         float acc = 0;
         for (int b = 0; b < nb; b++) {
             float s, m;
             int z;
             group_params(w, r, b / bpg, &s, &z, &m);
             int32_t dot = 0, sum = 0;
-            for (int c = 32 * b; c < 32 * b + 32; c++)
-                if (ix[c / 8] >> (c % 8) & 1) {
-                    int u = w->data[v / 2] >> (4 * (v % 2)) & 15, q = xq->q[c];
+            if (nm) {
+                for (int k = 16 * b; k < 16 * b + 16; k++) {
+                    int i = k % 32, u = i < 16 ? row[(k / 32) * 16 + i] & 15 : row[(k / 32) * 16 + i - 16] >> 4;
+                    int q = xq->q[4 * (k / 2) + (ix[k / 4] >> (2 * (k % 4)) & 3)];
                     dot += u * q;
                     sum += q;
-                    v++;
                 }
+            } else {
+                for (int c = 32 * b; c < 32 * b + 32; c++)
+                    if (ix[c / 8] >> (c % 8) & 1) {
+                        int u = w->data[v / 2] >> (4 * (v % 2)) & 15, q = xq->q[c];
+                        dot += u * q;
+                        sum += q;
+                        v++;
+                    }
+            }
             acc += xq->d[b] * (s * (float)(dot - z * sum) + m * (float)sum);
         }
         y[r] = acc;
@@ -231,12 +199,8 @@ static void maskq_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, i
 
 void lc_matvec_q8x_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
 {
-    if (w->fmt == LC_WF_NM_Q) {
-        nmq_ref(w, xq, y, r0, r1);
-        return;
-    }
-    if (w->fmt == LC_WF_MASK_Q) {
-        maskq_ref(w, xq, y, r0, r1);
+    if (w->fmt == LC_WF_NM_Q || w->fmt == LC_WF_MASK_Q) {
+        sparse_q8x_ref(w, xq, y, r0, r1);
         return;
     }
     int nb = (int)(w->cols / 32), bpg = w->group / 32, bb = w->fmt == LC_WF_Q8 ? 32 : 16;
@@ -565,14 +529,14 @@ void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int6
         if (have_vnni() && have_vbmi2() && maskq_layout_ok(w))
             maskq_avx512(w, xq, y, r0, r1);
         else
-            maskq_ref(w, xq, y, r0, r1);
+            sparse_q8x_ref(w, xq, y, r0, r1);
         return;
     }
     if (w->fmt == LC_WF_NM_Q) {
         if (have_vnni() && have_vbmi() && nmq_layout_ok(w))
             nmq_avx512(w, xq, y, r0, r1);
         else
-            nmq_ref(w, xq, y, r0, r1);
+            sparse_q8x_ref(w, xq, y, r0, r1);
         return;
     }
     if (have_vnni() && (bpg == 1 || bpg == 2 || bpg == 4 || bpg == 8 || bpg == 16))
