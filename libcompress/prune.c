@@ -269,102 +269,12 @@ void lc_prune_mask_global(const float *W, int64_t count, float thr, int64_t *tie
     }
 }
 
-/* ---- the quantization grid (mirrors quant.c's lcq_choose, quant.h "Grid") ------ */
-
-typedef struct pq_param {
-    float s, m; /* m: LC_QF_MIN only (unused: sym / zero forms) */
-    int z;
-    uint16_t h;
-} pq_param;
-
-static inline int pq_code(double x, const pq_param *g, int maxq)
-{
-    if (g->s == 0.f)
-        return g->z;
-    double q = rint(x / (double)g->s) + g->z;
-    return q < 0 ? 0 : q > maxq ? maxq : (int)q;
-}
-
-/* as lc_tensor_to_f32 decodes it */
-static inline float pq_deq(int u, const pq_param *g) { return g->s * (float)(u - g->z); }
-
-static int pq_f16_away(double s, uint16_t *h)
-{
-    uint16_t v = lc_f32_to_f16((float)s);
-    while ((v & 0x7fff) < 0x7c00 && fabs((double)lc_f16_to_f32(v)) < fabs(s))
-        v++;
-    if ((v & 0x7fff) >= 0x7c00)
-        return lc_error("prune: scale %g does not fit binary16 (weights too large)", s);
-    *h = v;
-    return 0;
-}
-
-#define PQ_STEPS 8
-/* Parameters of the G values x (the kept weights of one group); G == 0
- * gives s = 0 (nothing to represent).  Same search as quant.c lcq_choose. */
-static int pq_choose(const double *x, int G, int bits, int sym, pq_param *g)
-{
-    const int half = 1 << (bits - 1), maxq = (1 << bits) - 1;
-    double lo = G ? x[0] : 0, hi = G ? x[0] : 0;
-    for (int j = 1; j < G; j++)
-        lo = fmin(lo, x[j]), hi = fmax(hi, x[j]);
-    if (!isfinite(lo) || !isfinite(hi))
-        return lc_error("prune: non-finite weights in a group");
-    if (lo > 0 || !sym)
-        lo = fmin(lo, 0);
-    if (hi < 0 || !sym)
-        hi = fmax(hi, 0);
-    if (lo == 0 && hi == 0) {
-        *g = (pq_param){0.f, 0.f, sym ? half : 0, 0};
-        return 0;
-    }
-    double smin, smax, sign = 1;
-    if (sym) {
-        double amax = hi > -lo ? hi : -lo, opp = hi > -lo ? -lo : hi;
-        sign = hi > -lo ? -1 : 1;
-        smin = fmax(amax / (half + 0.5), opp / (half - 0.5));
-        smax = fmax(amax / half, opp / (half - 0.5));
-    } else {
-        smin = (hi - lo) / (maxq + 1);
-        smax = (hi - lo) / maxq;
-    }
-    double best = INFINITY;
-    uint16_t prev = 0;
-    for (int k = 0; k <= PQ_STEPS; k++) {
-        pq_param c = {0};
-        if (pq_f16_away(sign * (smin + (smax - smin) * k / PQ_STEPS), &c.h))
-            return -1;
-        if (k > 0 && c.h == prev)
-            continue;
-        prev = c.h;
-        c.s = lc_f16_to_f32(c.h);
-        if (sym) {
-            c.z = half;
-        } else {
-            double s = c.s, z = ceil(-lo / s - 0.5);
-            if (z > maxq + 0.5 - hi / s)
-                continue;
-            c.z = z < 0 ? 0 : z > maxq ? maxq : (int)z;
-        }
-        double e = 0;
-        for (int j = 0; j < G; j++) {
-            double d = x[j] - (double)pq_deq(pq_code(x[j], &c, maxq), &c);
-            e += d * d;
-        }
-        if (e < best)
-            best = e, *g = c;
-    }
-    if (best == INFINITY)
-        return lc_error("prune: no step size fits a group (range %g .. %g)", lo, hi);
-    return 0;
-}
-
 /* Quantization output of one tensor: codes per dense position, parameters
  * per group. */
 typedef struct qout {
     int G, ngr;
     uint8_t *codes;
-    pq_param *prm;
+    lc_qgrid *prm;
 } qout;
 
 /* RTN of the kept weights of Wp (pruned positions ignored): parameters per
@@ -382,16 +292,16 @@ static int rtn_kept(float *Wp, const uint8_t *keep, int64_t rows, int64_t cols, 
             for (int j = 0; j < q->G; j++)
                 if (keep[c0 + (size_t)j])
                     x[cnt++] = Wp[c0 + (size_t)j];
-            pq_param *pg = &q->prm[(size_t)r * (size_t)q->ngr + (size_t)g];
-            if (pq_choose(x, cnt, p->bits, p->sym, pg)) {
+            lc_qgrid *pg = &q->prm[(size_t)r * (size_t)q->ngr + (size_t)g];
+            if (lc_qgrid_choose(x, cnt, p->bits, p->sym, pg)) {
                 free(x);
                 return -1;
             }
             for (int j = 0; j < q->G; j++) {
                 size_t i = c0 + (size_t)j;
-                int u = keep[i] ? pq_code(Wp[i], pg, maxq) : pg->z;
+                int u = keep[i] ? lc_qgrid_code(Wp[i], pg, maxq) : pg->z;
                 q->codes[i] = (uint8_t)u;
-                Wp[i] = keep[i] ? pq_deq(u, pg) : 0.f;
+                Wp[i] = keep[i] ? lc_qgrid_deq(u, pg) : 0.f;
             }
         }
     free(x);
@@ -526,7 +436,7 @@ static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H
                                 xg[cntk++] = Wt[(size_t)(c0 + j) * rows + r];
                         }
                     }
-                    if (pq_choose(xg, cntk, bits, p->sym, &q->prm[(size_t)r * q->ngr + (size_t)(i / q->G)]))
+                    if (lc_qgrid_choose(xg, cntk, bits, p->sym, &q->prm[(size_t)r * q->ngr + (size_t)(i / q->G)]))
                         goto done;
                 }
             // q = w, 0 or quant(w); err = (w - q) / U_ii; Losses = (w - q)^2 / U_ii^2 / 2
@@ -534,10 +444,10 @@ static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H
                 size_t at = (size_t)r * n + (size_t)i;
                 double qv = 0;
                 if (keep[at] && bits) {
-                    const pq_param *pg = &q->prm[(size_t)r * q->ngr + (size_t)(i / q->G)];
-                    int u = pq_code(w[r], pg, maxq);
+                    const lc_qgrid *pg = &q->prm[(size_t)r * q->ngr + (size_t)(i / q->G)];
+                    int u = lc_qgrid_code(w[r], pg, maxq);
                     q->codes[at] = (uint8_t)u;
-                    qv = pq_deq(u, pg);
+                    qv = lc_qgrid_deq(u, pg);
                 } else if (keep[at]) {
                     qv = w[r];
                 } else if (bits) {

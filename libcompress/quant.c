@@ -24,28 +24,6 @@
 
 /* ---- parameters and the grid ---------------------------------------------- */
 
-/* One group's parameters: binary16 scale h (s = its value) and zero point z
- * (half for the symmetric form, so both forms decode as s * (u - z)). */
-typedef struct lcq_param {
-    float s;
-    int z;
-    uint16_t h;
-} lcq_param;
-
-/* Code of x: u = clamp(rint(x / s) + z, 0, maxq), in double so the rounding
- * does not depend on whether x came from the f32 input or GPTQ's double
- * working copy.  s = 0 (an all-zero group) gives z, which decodes to 0. */
-static inline int lcq_code(double x, const lcq_param *g, int maxq)
-{
-    if (g->s == 0.f)
-        return g->z;
-    double q = rint(x / (double)g->s) + g->z;
-    return q < 0 ? 0 : q > maxq ? maxq : (int)q;
-}
-
-/* Dequantized value, computed exactly as lc_tensor_to_f32 does. */
-static inline float lcq_deq(int u, const lcq_param *g) { return g->s * (float)(u - g->z); }
-
 int lc_quant_params_check(const lc_quant_params *p, int64_t cols, int *group)
 {
     if (!p)
@@ -85,11 +63,11 @@ static int f16_away(double s, uint16_t *h)
 }
 
 /* Squared error of the group x [G] on the grid of g. */
-static double group_sse(const double *x, int G, const lcq_param *g, int maxq)
+static double group_sse(const double *x, int G, const lc_qgrid *g, int maxq)
 {
     double e = 0;
     for (int j = 0; j < G; j++) {
-        double d = x[j] - (double)lcq_deq(lcq_code(x[j], g, maxq), g);
+        double d = x[j] - (double)lc_qgrid_deq(lc_qgrid_code(x[j], g, maxq), g);
         e += d * d;
     }
     return e;
@@ -106,10 +84,10 @@ static double group_sse(const double *x, int G, const lcq_param *g, int maxq)
  *         exists); the upper end is quant.py's find_params.
  * Ties keep the smallest step.  Deterministic: a function of x only. */
 #define LCQ_STEPS 8
-static int lcq_choose(const double *x, int G, int bits, int sym, lcq_param *g)
+int lc_qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g)
 {
     const int half = 1 << (bits - 1), maxq = (1 << bits) - 1;
-    double lo = x[0], hi = x[0];
+    double lo = G ? x[0] : 0, hi = G ? x[0] : 0;
     for (int j = 1; j < G; j++) {
         lo = fmin(lo, x[j]);
         hi = fmax(hi, x[j]);
@@ -121,7 +99,7 @@ static int lcq_choose(const double *x, int G, int bits, int sym, lcq_param *g)
     if (hi < 0 || !sym)
         hi = fmax(hi, 0);
     if (lo == 0 && hi == 0) { /* all zero: s = 0 decodes to 0 */
-        *g = (lcq_param){0.f, sym ? half : 0, 0};
+        *g = (lc_qgrid){0.f, sym ? half : 0, 0};
         return 0;
     }
     double smin, smax, sign = 1;
@@ -139,7 +117,7 @@ static int lcq_choose(const double *x, int G, int bits, int sym, lcq_param *g)
     double best = INFINITY;
     uint16_t prev = 0;
     for (int k = 0; k <= LCQ_STEPS; k++) {
-        lcq_param c;
+        lc_qgrid c;
         if (f16_away(sign * (smin + (smax - smin) * k / LCQ_STEPS), &c.h))
             return -1;
         if (k > 0 && c.h == prev)
@@ -271,18 +249,18 @@ static int lcq_check_finite(const char *what, const float *x, size_t n)
 /* One group of RTN: x [G] clamped to [-clip, clip] (clip < 0: none) ->
  * parameters g, codes u [G], and (if deq) the dequantized values.  xd is
  * scratch of G doubles. */
-static int rtn_group(const float *x, int G, int bits, int sym, float clip, double *xd, lcq_param *g, uint8_t *u,
+static int rtn_group(const float *x, int G, int bits, int sym, float clip, double *xd, lc_qgrid *g, uint8_t *u,
                      float *deq)
 {
     int maxq = (1 << bits) - 1;
     for (int j = 0; j < G; j++)
         xd[j] = clip >= 0 ? fmax(-(double)clip, fmin((double)clip, (double)x[j])) : (double)x[j];
-    if (lcq_choose(xd, G, bits, sym, g))
+    if (lc_qgrid_choose(xd, G, bits, sym, g))
         return -1;
     for (int j = 0; j < G; j++) {
-        u[j] = (uint8_t)lcq_code(xd[j], g, maxq);
+        u[j] = (uint8_t)lc_qgrid_code(xd[j], g, maxq);
         if (deq)
-            deq[j] = lcq_deq(u[j], g);
+            deq[j] = lc_qgrid_deq(u[j], g);
     }
     return 0;
 }
@@ -294,7 +272,7 @@ static int lcq_alloc_out(lc_tensor *out, int64_t rows, int64_t cols, const lc_qu
     return lc_tensor_alloc_quant(out, "", rows, cols, p->bits, G, p->sym ? LC_QF_SYM : LC_QF_ZERO);
 }
 
-static void lcq_store_param(lc_tensor *out, size_t gi, const lcq_param *g)
+static void lcq_store_param(lc_tensor *out, size_t gi, const lc_qgrid *g)
 {
     out->scales[gi] = g->h;
     if (out->zeros)
@@ -321,7 +299,7 @@ int lc_quant_rtn_clip(const float *W, int64_t rows, int64_t cols, const lc_quant
     for (int64_t r = 0; r < rows; r++)
         for (size_t g = 0; g < ngr; g++) {
             size_t gi = (size_t)r * ngr + g;
-            lcq_param prm;
+            lc_qgrid prm;
             if (rtn_group(W + r * cols + (int64_t)g * G, G, p->bits, p->sym, clip ? clip[gi] : -1.f, xd, &prm,
                           codes + r * cols + (int64_t)g * G, NULL))
                 goto fail;
@@ -553,7 +531,7 @@ int lc_awq_search_clip(const float *W, int64_t rows, int64_t cols, const double 
             /* auto_clip.py: max_val = org_max_val * (1 - i_s / n_grid) */
             double ratio = 1.0 - (double)k / o->n_clip_grid;
             for (int64_t r = 0; r < rows; r++) {
-                lcq_param prm;
+                lc_qgrid prm;
                 const float *x = W + r * cols + g * G;
                 if (rtn_group(x, G, p->bits, p->sym, (float)(ratio * amax[r]), xd, &prm, u, deq))
                     goto done;
@@ -740,7 +718,7 @@ int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, c
     diag_idx *ord = lc_malloc((size_t)n * sizeof *ord);
     int *perm = lc_malloc((size_t)n * sizeof *perm);
     uint8_t *dead = lc_calloc((size_t)n, 1), *codes = lc_malloc(nw);
-    lcq_param *prm = lc_malloc((size_t)rows * (size_t)ngr * sizeof *prm);
+    lc_qgrid *prm = lc_malloc((size_t)rows * (size_t)ngr * sizeof *prm);
     int rc = -1;
     if (!Hp || !U || !Wt || !E || !gb || !ord || !perm || !dead || !codes || !prm ||
         lcq_alloc_out(out, rows, cols, p, G))
@@ -759,7 +737,7 @@ int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, c
             for (int g = 0; g < ngr; g++) {
                 for (int j = 0; j < G; j++)
                     gb[j] = dead[g * G + j] ? 0.0 : W[r * n + g * G + j];
-                if (lcq_choose(gb, G, p->bits, p->sym, &prm[r * ngr + g]))
+                if (lc_qgrid_choose(gb, G, p->bits, p->sym, &prm[r * ngr + g]))
                     goto done;
             }
 
@@ -811,15 +789,15 @@ int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, c
                     for (int64_t r = 0; r < rows; r++)
                         gb[(size_t)r * G + k] = Wt[(size_t)(i + k) * rows + r];
                 for (int64_t r = 0; r < rows; r++)
-                    if (lcq_choose(gb + (size_t)r * G, G, p->bits, p->sym, &prm[r * ngr + g]))
+                    if (lc_qgrid_choose(gb + (size_t)r * G, G, p->bits, p->sym, &prm[r * ngr + g]))
                         goto done;
             }
             // q = quant(w); err = (w - q) / U_ii; Losses = (w - q)^2 / U_ii^2 / 2
             for (int64_t r = 0; r < rows; r++) {
-                const lcq_param *pg = &prm[r * ngr + g];
-                int u = lcq_code(w[r], pg, maxq);
+                const lc_qgrid *pg = &prm[r * ngr + g];
+                int u = lc_qgrid_code(w[r], pg, maxq);
                 codes[(size_t)r * n + c] = (uint8_t)u;
-                double err = (w[r] - (double)lcq_deq(u, pg)) / d;
+                double err = (w[r] - (double)lc_qgrid_deq(u, pg)) / d;
                 loss += 0.5 * err * err;
                 e[r] = err;
             }

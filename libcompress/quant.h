@@ -94,6 +94,34 @@ int lc_quant_unpack_codes(const uint8_t *packed, int64_t rows, int64_t cols, int
  * scale rule: top of this file. */
 int lc_quant_rtn(const float *W, int64_t rows, int64_t cols, const lc_quant_params *p, lc_tensor *out);
 
+/* One group's parameters on the grid: binary16 scale h (s = its value) and
+ * zero point z (half for the symmetric form, so both forms decode as
+ * s * (u - z)).  Shared by every method that quantizes (RTN, GPTQ, AWQ,
+ * SparseGPT's joint pass, lc-prune's RTN of the kept weights). */
+typedef struct lc_qgrid {
+    float s;
+    int z;
+    uint16_t h;
+} lc_qgrid;
+
+/* The parameters of the G values x (the Grid rule above; G == 0 gives
+ * s = 0, nothing to represent). */
+int lc_qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g);
+
+/* Code of x: u = clamp(rint(x / s) + z, 0, maxq), in double so the rounding
+ * does not depend on whether x came from f32 input or a double working
+ * copy.  s = 0 (an all-zero group) gives z, which decodes to 0. */
+static inline int lc_qgrid_code(double x, const lc_qgrid *g, int maxq)
+{
+    if (g->s == 0.f)
+        return g->z;
+    double q = __builtin_rint(x / (double)g->s) + g->z;
+    return q < 0 ? 0 : q > maxq ? maxq : (int)q;
+}
+
+/* Dequantized value, computed exactly as lc_tensor_to_f32 does. */
+static inline float lc_qgrid_deq(int u, const lc_qgrid *g) { return g->s * (float)(u - g->z); }
+
 /* RTN with clipping (AWQ's auto_clip): before the group's parameters are
  * chosen its elements are clamped to [-clip[g], clip[g]], g = the group's
  * index in row-major order (rows * cols/group entries, as
