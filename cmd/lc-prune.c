@@ -185,19 +185,12 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* 0, or 1 (runtime error) / 2 (the parameters do not fit the model) */
 static int run(const struct opts *o, int argc, char **argv)
 {
     lc_container *in, *out;
     lc_prune_report rep;
-    double t0 = now();
+    double t0 = lc_now();
     if (lc_container_open(o->input, &in))
         return 1;
     if (lc_container_create(o->output, &out)) {
@@ -215,7 +208,7 @@ static int run(const struct opts *o, int argc, char **argv)
         return 1;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    lc_log("lc-prune: %s\nlc-prune: %.1f s, peak RSS %.0f MiB\n", rep.note, now() - t0, (double)ru.ru_maxrss / 1024.0);
+    lc_log("lc-prune: %s\nlc-prune: %.1f s, peak RSS %.0f MiB\n", rep.note, lc_now() - t0, (double)ru.ru_maxrss / 1024.0);
     return 0;
 }
 

@@ -126,18 +126,11 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int run(const struct opts *o, int argc, char **argv)
 {
     lc_container *in, *out;
     char note[2048];
-    double t0 = now();
+    double t0 = lc_now();
     if (lc_container_open(o->input, &in))
         return -1;
     if (lc_container_create(o->output, &out)) {
@@ -155,7 +148,7 @@ static int run(const struct opts *o, int argc, char **argv)
         return -1;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    lc_log("lc-quant: %s\nlc-quant: %.1f s, peak RSS %.0f MiB\n", note, now() - t0, (double)ru.ru_maxrss / 1024.0);
+    lc_log("lc-quant: %s\nlc-quant: %.1f s, peak RSS %.0f MiB\n", note, lc_now() - t0, (double)ru.ru_maxrss / 1024.0);
     return 0;
 }
 

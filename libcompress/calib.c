@@ -75,13 +75,6 @@ lc_capture_point lc_calib_point_of(const char *w)
     return LC_CAP_ATTN_IN;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Accumulation state for one layer. */
 typedef struct acc {
     lc_layer_stats st;
@@ -171,7 +164,7 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
     if (o->seqlen > c->max_seq_len)
         return lc_error("calibration: windows of %d tokens exceed the model's context (%d)", o->seqlen,
                         c->max_seq_len);
-    double t0 = now();
+    double t0 = lc_now();
     lc_text txt;
     if (lc_text_load(o->text, &txt))
         return lc_error_prefix("calibration text");
@@ -226,7 +219,7 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
     if (!(a.G = lc_malloc((size_t)dmax * (size_t)dmax * sizeof(float))))
         goto out;
     for (int l = 0; l < c->n_layers; l++) {
-        double tl = now();
+        double tl = lc_now();
         for (int p = 0; p < 4; p++) {
             memset(a.st.H[p], 0, (size_t)dims[p] * (size_t)dims[p] * sizeof(double));
             memset(a.abs_sum[p], 0, (size_t)dims[p] * sizeof(double));
@@ -265,10 +258,10 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
             (pass2(m, s, l, X, ns, L, dim) | restore(m, saved)))
             goto out;
         if (o->progress)
-            lc_log("calibration: layer %d/%d done (%.1f s, %.1f s total)\n", l + 1, c->n_layers, now() - tl,
-                   now() - t0);
+            lc_log("calibration: layer %d/%d done (%.1f s, %.1f s total)\n", l + 1, c->n_layers, lc_now() - tl,
+                   lc_now() - t0);
     }
-    rep->seconds = now() - t0;
+    rep->seconds = lc_now() - t0;
     rc = 0;
 out:
     for (int i = 0; i < 7; i++)

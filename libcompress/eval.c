@@ -19,13 +19,6 @@
 #error "the base cache is written in native byte order, which must be little-endian"
 #endif
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* ---- protocol -------------------------------------------------------------- */
 
 const char *lc_eval_scoring_name(lc_eval_scoring s)
@@ -647,7 +640,7 @@ int lc_eval_run(const lc_eval_protocol *p, const int32_t *tokens, size_t n_token
     if (lc_mul_size((size_t)p->n_ctx, (size_t)n_vocab, &logit_n) || logit_n > SIZE_MAX / sizeof(float))
         return lc_error("n_ctx %d x vocab %d too large", p->n_ctx, n_vocab);
 
-    double t0 = now_s();
+    double t0 = lc_now();
     int rc = -1;
     int32_t *chunk = lc_malloc((size_t)p->n_ctx * sizeof *chunk);
     float *logits = lc_malloc(logit_n * sizeof(float));
@@ -760,7 +753,7 @@ int lc_eval_run(const lc_eval_protocol *p, const int32_t *tokens, size_t n_token
         out->top1 = (double)same / (double)count;
         out->top1_stderr = count > 1 ? sqrt(out->top1 * (1 - out->top1) / (double)(count - 1)) : 0;
     }
-    out->seconds = now_s() - t0;
+    out->seconds = lc_now() - t0;
     rc = 0;
 done:
     if (w)
@@ -823,21 +816,21 @@ int lc_eval_measure_speed(lc_model *m, int reps, int n_prefill, int n_decode, lc
     }
     toks[0] = cfg->bos_id;
     for (int r = -1; r < reps; r++) { // r = -1: warm-up
-        double t0 = now_s();
+        double t0 = lc_now();
         if (lc_forward(m, s, toks, n_prefill, 0, logits, LC_LOGITS_LAST))
             goto done;
-        double t1 = now_s();
+        double t1 = lc_now();
         int np = prompt < n_prefill ? prompt : n_prefill;
         if (lc_forward(m, s, toks, np, 0, logits, LC_LOGITS_LAST))
             goto done;
         int32_t tok = argmax_f(logits, V);
-        double t2 = now_s();
+        double t2 = lc_now();
         for (int i = 0; i < n_decode; i++) {
             if (lc_forward(m, s, &tok, 1, np + i, logits, LC_LOGITS_LAST))
                 goto done;
             tok = argmax_f(logits, V);
         }
-        double t3 = now_s();
+        double t3 = lc_now();
         if (r >= 0) {
             pre[r] = n_prefill / (t1 - t0 > 1e-9 ? t1 - t0 : 1e-9);
             dec[r] = n_decode / (t3 - t2 > 1e-9 ? t3 - t2 : 1e-9);
@@ -901,7 +894,7 @@ int lc_eval_bandwidth(int n_threads, size_t bytes, int reps, double *bytes_per_s
     volatile uint64_t sink = 0;
     int rc = 0;
     for (int r = 0; r < reps && !rc; r++) {
-        double t0 = now_s();
+        double t0 = lc_now();
         int started = 0;
         for (int k = 0; k < n_threads; k++) {
             size_t lo = n * (size_t)k / (size_t)n_threads, hi = n * (size_t)(k + 1) / (size_t)n_threads;
@@ -915,7 +908,7 @@ int lc_eval_bandwidth(int n_threads, size_t bytes, int reps, double *bytes_per_s
         bw_read(&a[0]);
         for (int k = 1; k <= started; k++)
             pthread_join(a[k].th, NULL);
-        double dt = now_s() - t0;
+        double dt = lc_now() - t0;
         for (int k = 0; k <= started; k++)
             sink += a[k].sum;
         if (dt > 0 && (double)(n * sizeof *buf) / dt > best)

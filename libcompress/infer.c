@@ -969,13 +969,6 @@ int lc_sampler_sample(lc_sampler *s, float *logits)
 
 /* ---- generation ----------------------------------------------------------------- */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int emit_piece(lc_tokenizer *tk, int prev, int id, lc_gen_emit emit, void *ctx)
 {
     char buf[1024];
@@ -1029,10 +1022,10 @@ int lc_generate(lc_model *m, lc_tokenizer *tk, const char *prompt, const lc_gen_
         rc = 0;
         goto out;
     }
-    double t0 = now_s();
+    double t0 = lc_now();
     if (lc_forward(m, s, toks, np, 0, logits, LC_LOGITS_LAST))
         goto out;
-    double t1 = now_s();
+    double t1 = lc_now();
     st->prefill_s = t1 - t0;
     int token = toks[np - 1], pos = np;
     for (;;) {
@@ -1049,7 +1042,7 @@ int lc_generate(lc_model *m, lc_tokenizer *tk, const char *prompt, const lc_gen_
             goto out;
         pos++;
     }
-    st->decode_s = now_s() - t1;
+    st->decode_s = lc_now() - t1;
     rc = 0;
 out:
     lc_state_free(s);

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -647,4 +648,11 @@ int64_t lc_tensor_count_nonfinite(const lc_tensor *t)
             bad += (t->mins[i] & 0x7c00) == 0x7c00;
     }
     return bad;
+}
+
+double lc_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }

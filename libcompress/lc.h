@@ -33,6 +33,9 @@ const char *lc_errmsg(void);
 void lc_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void lc_set_quiet(int quiet);
 
+/* Seconds on the monotonic clock (for durations). */
+double lc_now(void);
+
 /* Checked arithmetic for sizes read from files: return -1 on overflow. */
 int lc_mul_size(size_t a, size_t b, size_t *out);
 int lc_add_size(size_t a, size_t b, size_t *out);

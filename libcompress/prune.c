@@ -26,13 +26,6 @@
 #include "import.h"
 #include "model.h"
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* ---- parameters ------------------------------------------------------------- */
 
 void lc_prune_params_default(lc_prune_params *p, lc_prune_method method)
@@ -496,7 +489,7 @@ int lc_prune_tensor(const char *name, const float *W, int64_t rows, int64_t cols
                     const lc_prune_params *p, const uint8_t *keep_in, lc_dtype dt, lc_tensor *out,
                     lc_prune_tensor_report *rep)
 {
-    double t0 = now_s();
+    double t0 = lc_now();
     lc_prune_tensor_report rp;
     memset(&rp, 0, sizeof rp);
     memset(out, 0, sizeof *out);
@@ -565,7 +558,7 @@ int lc_prune_tensor(const char *name, const float *W, int64_t rows, int64_t cols
         kept += keep[i];
     rp.total = (int64_t)n;
     rp.pruned = (int64_t)n - kept;
-    rp.seconds = now_s() - t0;
+    rp.seconds = lc_now() - t0;
 done:
     if (rep)
         *rep = rp;
@@ -699,7 +692,7 @@ static int layer_cb(void *ud, lc_model *m, int layer, const lc_layer_stats *st)
 
 int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts *o, lc_prune_report *rep)
 {
-    double t0 = now_s();
+    double t0 = lc_now();
     memset(rep, 0, sizeof *rep);
     const lc_prune_params *p = &o->p;
     rep->usage_error = 1;
@@ -820,7 +813,7 @@ int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts 
         if (r2)
             goto out;
     }
-    rep->seconds = now_s() - t0;
+    rep->seconds = lc_now() - t0;
     char pat[96];
     if (p->n)
         snprintf(pat, sizeof pat, "%d:%d", p->n, p->m);

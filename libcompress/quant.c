@@ -586,13 +586,6 @@ void lc_gptq_opts_default(lc_gptq_opts *o)
     o->static_groups = 0;
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Reverse the n*n array a: for a matrix that is J a J (J the reversal
  * permutation, rows and columns reversed). */
 static void reverse_both(double *a, size_t nn)
@@ -676,7 +669,7 @@ static int cmp_diag_desc(const void *a, const void *b)
 int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, const lc_quant_params *p,
                   const lc_gptq_opts *o, lc_tensor *out, lc_gptq_report *rep)
 {
-    double t0 = now_s();
+    double t0 = lc_now();
     memset(out, 0, sizeof *out);
     if (rep)
         memset(rep, 0, sizeof *rep);
@@ -821,7 +814,7 @@ int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, c
         rep->percdamp = pd;
         rep->damp_retries = retries;
         rep->dead_cols = ndead;
-        rep->seconds = now_s() - t0;
+        rep->seconds = lc_now() - t0;
     }
     rc = 0;
 done:

@@ -20,13 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* ---- fake scorers ---------------------------------------------------------- */
 
 #define V 16
@@ -398,7 +391,7 @@ static void test_real(const char *shared)
     uint8_t *text = NULL, *ref = NULL;
     size_t tlen, rlen, n = 0;
     int32_t *tok = NULL;
-    double t0 = now();
+    double t0 = lc_now();
     if (import_mem(dir, &c) || lc_container_read_config(c, &cfg) || lc_container_read_tokenizer(c, &tk) ||
         lc_read_file(txt, 0, &text, &tlen) || lc_read_file(ids, 0, &ref, &rlen)) {
         CHECK(0, "setup: %s", lc_errmsg());
@@ -412,7 +405,7 @@ static void test_real(const char *shared)
     CHECK(lc_eval_tokens(&tk, cfg.bos_id, (char *)text, tlen, &tok, &n) == 0, "tokens: %s", lc_errmsg());
     CHECK(n == rlen / 4 + 1 && tok[0] == cfg.bos_id && !memcmp(tok + 1, ref, rlen), "BOS + sentencepiece ids (%zu)",
           n);
-    fprintf(stderr, "test_eval: import + tokenize %.1f s\n", now() - t0);
+    fprintf(stderr, "test_eval: import + tokenize %.1f s\n", lc_now() - t0);
 
     lc_eval_protocol p = LC_EVAL_PROTOCOL_DEFAULT;
     p.bos_id = cfg.bos_id;

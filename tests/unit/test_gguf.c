@@ -1168,13 +1168,6 @@ out:
     lc_gguf_release(&g);
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void test_shared_import(void)
 {
     static const char *files[] = {"sqz-s7.q4_0.gguf", "sqz-s7.q4_1.gguf", "sqz-s7.q8_0.gguf", "sqz-m29.bf16.gguf"};
@@ -1183,9 +1176,9 @@ static void test_shared_import(void)
         lc_import_report rep;
         snprintf(in, sizeof in, "%s/models/gguf/%s", shared, files[i]);
         snprintf(out, sizeof out, "%s/%s.h5", tmpdir, files[i]);
-        double t0 = now();
+        double t0 = lc_now();
         int r = import_to(in, out, &rep);
-        double dt = now() - t0;
+        double dt = lc_now() - t0;
         CHECK(r == 0, "import %s: %s", files[i], lc_errmsg());
         if (r != 0)
             continue;

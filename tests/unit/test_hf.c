@@ -43,13 +43,6 @@ static int verbose;  /* TEST_HF_VERBOSE=1: show the refusal messages */
         }                                                                                    \
     } while (0)
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 static void path_in(char *buf, size_t n, const char *dir, const char *file)
 {
     if ((size_t)snprintf(buf, n, "%s/%s", dir, file) >= n) {
@@ -303,7 +296,7 @@ static int import_dir(const char *dir, const char *out_name, lc_import_report *r
 {
     char out[1024];
     path_in(out, sizeof out, tmpdir, out_name);
-    double t0 = now();
+    double t0 = lc_now();
     lc_container *c;
     if (lc_container_create(out, &c) < 0)
         return -1;
@@ -316,7 +309,7 @@ static int import_dir(const char *dir, const char *out_name, lc_import_report *r
     }
     int rc = lc_container_close(c);
     if (secs)
-        *secs = now() - t0;
+        *secs = lc_now() - t0;
     return rc;
 }
 

@@ -109,13 +109,6 @@ static double out_err2_groups(const float *W, const float *Q, const float *X, in
     return e;
 }
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Independent decoder from docs/FORMAT.md (for cross-checking lc.c and the
  * packers): code j of a row, then the form's formula. */
 static int ref_code(const uint8_t *row, int bits, int64_t j)
@@ -678,9 +671,9 @@ static void test_gptq_timing(void)
         int64_t rows = shapes[s][0], cols = shapes[s][1];
         float *X = randn((size_t)(n * cols), 1.0), *W = randn((size_t)(rows * cols), 0.02);
         double *H = calloc((size_t)(cols * cols), sizeof *H);
-        double t0 = now();
+        double t0 = lc_now();
         CHECK(lc_quant_hessian(X, n, cols, H) == 0, "%s", lc_errmsg());
-        double th = now() - t0;
+        double th = lc_now() - t0;
         lc_quant_params p = {4, 128, 0};
         lc_gptq_opts o;
         lc_gptq_opts_default(&o);
@@ -688,13 +681,13 @@ static void test_gptq_timing(void)
             o.act_order = act;
             lc_tensor t = {0};
             lc_gptq_report rep;
-            t0 = now();
+            t0 = lc_now();
             CHECK(lc_quant_gptq(W, rows, cols, H, &p, &o, &t, &rep) == 0, "%s", lc_errmsg());
-            double tg = now() - t0;
+            double tg = lc_now() - t0;
             lc_tensor_release(&t);
-            t0 = now();
+            t0 = lc_now();
             CHECK(lc_quant_rtn(W, rows, cols, &p, &t) == 0, "%s", lc_errmsg());
-            double tr = now() - t0;
+            double tr = lc_now() - t0;
             lc_tensor_release(&t);
             fprintf(stderr, "timing %lld x %lld (4-bit g128 asym%s, 1 thread): GPTQ %.3f s, RTN %.3f s, "
                             "X^T X over %lld rows %.3f s\n",

@@ -29,13 +29,6 @@ static int failures;
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Encode text and compare with the expected piece strings. */
 static void expect_pieces(lc_tokenizer *tk, const char *text, const char *const *want, size_t n_want,
                           int line)
@@ -457,9 +450,9 @@ static void test_reference_ids(lc_tokenizer *tk, const char *shared, const char 
                             (uint32_t)ref[4 * i + 2] << 16 | (uint32_t)ref[4 * i + 3] << 24);
     int32_t *ids = NULL;
     size_t n = 0;
-    double t0 = now_s();
+    double t0 = lc_now();
     int rc = lc_tokenizer_encode(tk, (const char *)text, text_len, &ids, &n);
-    double dt = now_s() - t0;
+    double dt = lc_now() - t0;
     if (rc < 0 || !want) {
         fprintf(stderr, "%s: encode failed: %s\n", rel, lc_errmsg());
         failures++;
