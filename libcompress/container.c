@@ -880,6 +880,39 @@ static int valid_name(const char *name)
 
 static const char *qform_str(lc_qform q) { return q == LC_QF_SYM ? "sym" : q == LC_QF_MIN ? "min" : "zero"; }
 
+/* The "dtype" attribute of a tensor group (dense values). */
+static int read_dtype_attr(hid_t g, lc_tensor *t, const char *ctx)
+{
+    char buf[32];
+    if (attr_read_str(g, "dtype", buf, sizeof buf, ctx))
+        return -1;
+    for (int d = LC_DT_F32; d <= LC_DT_BF16; d++)
+        if (!strcmp(buf, lc_dtype_name((lc_dtype)d))) {
+            t->dtype = (lc_dtype)d;
+            return 0;
+        }
+    return lc_error("%s: unknown dtype '%s'", ctx, buf);
+}
+
+/* The "bits", "group" and "form" attributes of quantized values; group
+ * must divide the row length cols. */
+static int read_quant_attrs(hid_t g, lc_tensor *t, int64_t cols, const char *ctx)
+{
+    char buf[32];
+    if (attr_read_int(g, "bits", &t->bits, ctx) || attr_read_int(g, "group", &t->group, ctx) ||
+        attr_read_str(g, "form", buf, sizeof buf, ctx))
+        return -1;
+    int f = 0;
+    while (f <= LC_QF_ZERO && strcmp(buf, qform_str((lc_qform)f)))
+        f++;
+    if (f > LC_QF_ZERO)
+        return lc_error("%s: unknown quantization form '%s'", ctx, buf);
+    t->qform = (lc_qform)f;
+    if (t->bits < 2 || t->bits > 8 || t->group < 1 || cols % t->group)
+        return lc_error("%s: bits %d / group %d invalid for row length %lld", ctx, t->bits, t->group, (long long)cols);
+    return 0;
+}
+
 /* ---- sparse encodings (docs/FORMAT.md "sparse_nm", "sparse_mask") -------- */
 
 static int attr_i64(hid_t o, const char *n, int64_t v, const char *ctx)
@@ -986,34 +1019,15 @@ static int read_sparse_meta(hid_t g, lc_tensor *t, int nm, const char *ctx)
     }
     int64_t K = nm ? cols / t->sp_m * t->sp_n : 0;
     if (!strcmp(buf, "dense")) {
-        if (attr_read_str(g, "dtype", buf, sizeof buf, ctx))
+        if (read_dtype_attr(g, t, ctx))
             return -1;
-        if (!strcmp(buf, "f32"))
-            t->dtype = LC_DT_F32;
-        else if (!strcmp(buf, "f16"))
-            t->dtype = LC_DT_F16;
-        else if (!strcmp(buf, "bf16"))
-            t->dtype = LC_DT_BF16;
-        else
-            return lc_error("%s: unknown dtype '%s'", ctx, buf);
         t->data_bytes = (size_t)t->sp_nnz * lc_dtype_size(t->dtype);
         return 0;
     }
     if (strcmp(buf, "quant"))
         return lc_error("%s: unknown sparse values kind '%s' (dense or quant)", ctx, buf);
-    if (attr_read_int(g, "bits", &t->bits, ctx) || attr_read_int(g, "group", &t->group, ctx) ||
-        attr_read_str(g, "form", buf, sizeof buf, ctx))
+    if (read_quant_attrs(g, t, cols, ctx))
         return -1;
-    if (!strcmp(buf, "sym"))
-        t->qform = LC_QF_SYM;
-    else if (!strcmp(buf, "min"))
-        t->qform = LC_QF_MIN;
-    else if (!strcmp(buf, "zero"))
-        t->qform = LC_QF_ZERO;
-    else
-        return lc_error("%s: unknown quantization form '%s'", ctx, buf);
-    if (t->bits < 2 || t->bits > 8 || t->group < 1 || cols % t->group)
-        return lc_error("%s: bits %d / group %d invalid for row length %lld", ctx, t->bits, t->group, (long long)cols);
     if (attr_read_str(g, "packing", buf, sizeof buf, ctx))
         return -1;
     if (strcmp(buf, sparse_packing(t)))
@@ -1122,7 +1136,7 @@ int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
 /* Read shape/encoding attributes of an open tensor group into t. */
 static int read_meta(hid_t g, lc_tensor *t, const char *ctx)
 {
-    char enc[32], buf[32];
+    char enc[32];
     if (attr_read_str(g, "encoding", enc, sizeof enc, ctx))
         return -1;
     /* shape: 1-D int attribute of 1..4 entries */
@@ -1143,41 +1157,21 @@ static int read_meta(hid_t g, lc_tensor *t, const char *ctx)
     t->ndim = (int)nd;
     if (strcmp(enc, "dense") == 0) {
         t->enc = LC_ENC_DENSE;
-        if (attr_read_str(g, "dtype", buf, sizeof buf, ctx))
+        if (read_dtype_attr(g, t, ctx))
             return -1;
-        if (!strcmp(buf, "f32"))
-            t->dtype = LC_DT_F32;
-        else if (!strcmp(buf, "f16"))
-            t->dtype = LC_DT_F16;
-        else if (!strcmp(buf, "bf16"))
-            t->dtype = LC_DT_BF16;
-        else
-            return lc_error("%s: unknown dtype '%s'", ctx, buf);
         for (int i = 0; i < t->ndim; i++)
             if (t->shape[i] <= 0 || t->shape[i] > ((int64_t)1 << 40))
                 return lc_error("%s: dimension %d is %lld", ctx, i, (long long)t->shape[i]);
         t->data_bytes = (size_t)lc_tensor_numel(t) * lc_dtype_size(t->dtype);
     } else if (strcmp(enc, "quant") == 0) {
         t->enc = LC_ENC_QUANT;
-        if (attr_read_int(g, "bits", &t->bits, ctx) || attr_read_int(g, "group", &t->group, ctx) ||
-            attr_read_str(g, "form", buf, sizeof buf, ctx))
-            return -1;
-        if (!strcmp(buf, "sym"))
-            t->qform = LC_QF_SYM;
-        else if (!strcmp(buf, "min"))
-            t->qform = LC_QF_MIN;
-        else if (!strcmp(buf, "zero"))
-            t->qform = LC_QF_ZERO;
-        else
-            return lc_error("%s: unknown quantization form '%s'", ctx, buf);
         if (t->ndim != 2)
             return lc_error("%s: quantized tensors must be 2-D (rank %d)", ctx, t->ndim);
         if (t->shape[0] <= 0 || t->shape[1] <= 0 || t->shape[0] > ((int64_t)1 << 32) ||
             t->shape[1] > ((int64_t)1 << 32))
             return lc_error("%s: bad shape [%lld, %lld]", ctx, (long long)t->shape[0], (long long)t->shape[1]);
-        if (t->bits < 2 || t->bits > 8 || t->group < 1 || t->shape[1] % t->group)
-            return lc_error("%s: bits %d / group %d invalid for row length %lld", ctx, t->bits, t->group,
-                            (long long)t->shape[1]);
+        if (read_quant_attrs(g, t, t->shape[1], ctx))
+            return -1;
         t->data_bytes = (size_t)t->shape[0] * (size_t)((t->shape[1] * t->bits + 7) / 8);
         t->n_groups = (size_t)(t->shape[0] * (t->shape[1] / t->group));
     } else if (strcmp(enc, "sparse_nm") == 0 || strcmp(enc, "sparse_mask") == 0) {
