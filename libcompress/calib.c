@@ -9,11 +9,7 @@
 #include "cli.h"
 #include "dataset.h"
 
-#if defined(__has_include) && __has_include(<cblas-openblas.h>)
-#include <cblas-openblas.h>
-#else
-#include <cblas.h>
-#endif
+#include "lc_cblas.h"
 
 void lc_calib_opts_default(lc_calib_opts *o)
 {

@@ -28,11 +28,7 @@
 #include <unistd.h>
 #include <time.h>
 
-#if defined(__has_include) && __has_include(<cblas-openblas.h>)
-#include <cblas-openblas.h>
-#else
-#include <cblas.h>
-#endif
+#include "lc_cblas.h"
 
 #define N_BATCH 512     /* prefill chunk (tokens per pass) */
 #define ATT_BLOCK 128   /* query rows per attention sgemm block */

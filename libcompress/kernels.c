@@ -5,15 +5,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#if defined(__has_include)
-#if __has_include(<cblas-openblas.h>)
-#include <cblas-openblas.h> /* Debian: OpenBLAS's cblas.h, whatever the cblas.h alternative */
-#else
-#include <cblas.h>
-#endif
-#else
-#include <cblas.h>
-#endif
+#include "lc_cblas.h"
 
 #define T_AVX2 "avx2,fma,f16c"
 #define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
@@ -44,22 +36,6 @@ INL float bf2f(uint16_t h)
     float f;
     memcpy(&f, &u, 4);
     return f;
-}
-
-/* Code j of a quantized row (lc.h: Q4 block order, LSB bit stream otherwise). */
-INL int qcode(const uint8_t *row, int bits, int64_t j)
-{
-    if (bits == 8)
-        return row[j];
-    if (bits == 4) {
-        const uint8_t *blk = row + (j / 32) * 16;
-        int k = (int)(j % 32);
-        return k < 16 ? (blk[k] & 15) : (blk[k - 16] >> 4);
-    }
-    uint64_t bit = (uint64_t)j * (uint64_t)bits, v = 0;
-    for (int b = 0; b < bits; b++, bit++)
-        v |= (uint64_t)((row[bit >> 3] >> (bit & 7)) & 1) << b;
-    return (int)v;
 }
 
 /* Integer offset z of group gi (LC_QF_SYM: 2^(b-1); LC_QF_ZERO: stored). */
@@ -141,7 +117,7 @@ void lc_wmat_rows_f32(const lc_wmat *w, int64_t r0, int64_t r1, float *out)
                 float s = h2f(w->scales[gi]), m = w->qform == LC_QF_MIN ? h2f(w->mins[gi]) : 0.f;
                 int z = qzero(w, gi);
                 for (int64_t c = (int64_t)g * w->group; c < (int64_t)(g + 1) * w->group; c++) {
-                    int u = qcode(row, w->bits, c);
+                    int u = lc_quant_code(row, w->bits, c);
                     out[c] = w->qform == LC_QF_MIN ? s * (float)u + m : s * (float)(u - z);
                 }
             }
@@ -188,7 +164,7 @@ void lc_matvec_ref(const lc_wmat *w, const float *x, float *y, int64_t r0, int64
                 int z = qzero(w, gi);
                 float gs = 0.f, xs = 0.f;
                 for (int64_t c = (int64_t)g * w->group; c < (int64_t)(g + 1) * w->group; c++) {
-                    int u = qcode(row, w->bits, c);
+                    int u = lc_quant_code(row, w->bits, c);
                     if (w->qform == LC_QF_MIN) {
                         gs += (float)u * x[c];
                         xs += x[c];

@@ -566,22 +566,6 @@ int lc_tensor_copy(lc_tensor *dst, const lc_tensor *src)
     return 0;
 }
 
-/* Code j of a row (see lc.h for the packing). */
-static inline int quant_code(const uint8_t *row, int bits, int64_t j)
-{
-    if (bits == 8)
-        return row[j];
-    if (bits == 4) {
-        const uint8_t *blk = row + (j / 32) * 16;
-        int k = (int)(j % 32);
-        return k < 16 ? (blk[k] & 15) : (blk[k - 16] >> 4);
-    }
-    uint64_t bit = (uint64_t)j * (uint64_t)bits, v = 0;
-    for (int b = 0; b < bits; b++, bit++)
-        v |= (uint64_t)((row[bit >> 3] >> (bit & 7)) & 1) << b;
-    return (int)v;
-}
-
 int lc_tensor_to_f32(const lc_tensor *t, float *out)
 {
     if (lc_tensor_validate(t))
@@ -614,7 +598,7 @@ int lc_tensor_to_f32(const lc_tensor *t, float *out)
             float m = t->qform == LC_QF_MIN ? lc_f16_to_f32(t->mins[gi]) : 0.f;
             int z = t->qform == LC_QF_SYM ? half : t->qform == LC_QF_ZERO ? t->zeros[gi] : 0;
             for (int64_t j = g * t->group; j < (g + 1) * t->group; j++) {
-                int u = quant_code(row, t->bits, j);
+                int u = lc_quant_code(row, t->bits, j);
                 out[r * cols + j] = t->qform == LC_QF_MIN ? s * (float)u + m : s * (float)(u - z);
             }
         }

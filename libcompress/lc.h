@@ -165,6 +165,23 @@ int64_t lc_tensor_numel(const lc_tensor *t);
 int64_t lc_tensor_rows(const lc_tensor *t);   /* product of all but the last dim */
 int64_t lc_tensor_cols(const lc_tensor *t);   /* last dim */
 size_t lc_dtype_size(lc_dtype dt);
+
+/* Code j of one row of LC_ENC_QUANT codes (packing above: bytes for 8 bits,
+ * q4x32 blocks for 4, an LSB-first bit stream otherwise). */
+static inline int lc_quant_code(const uint8_t *row, int bits, int64_t j)
+{
+    if (bits == 8)
+        return row[j];
+    if (bits == 4) {
+        const uint8_t *blk = row + (j / 32) * 16;
+        int k = (int)(j % 32);
+        return k < 16 ? (blk[k] & 15) : (blk[k - 16] >> 4);
+    }
+    uint64_t bit = (uint64_t)j * (uint64_t)bits, v = 0;
+    for (int b = 0; b < bits; b++, bit++)
+        v |= (uint64_t)((row[bit >> 3] >> (bit & 7)) & 1) << b;
+    return (int)v;
+}
 const char *lc_dtype_name(lc_dtype dt);
 /* Bytes the tensor occupies in the container (data + scales + mins + zeros). */
 size_t lc_tensor_stored_bytes(const lc_tensor *t);

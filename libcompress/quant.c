@@ -12,15 +12,7 @@
 
 #include <lapacke.h>
 
-#if defined(__has_include)
-#if __has_include(<cblas-openblas.h>)
-#include <cblas-openblas.h> /* Debian: OpenBLAS's cblas.h, whatever the cblas.h alternative */
-#else
-#include <cblas.h>
-#endif
-#else
-#include <cblas.h>
-#endif
+#include "lc_cblas.h"
 
 /* ---- parameters and the grid ---------------------------------------------- */
 

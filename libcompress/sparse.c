@@ -103,14 +103,9 @@ static inline void bits_put(uint8_t *s, int b, uint64_t j, unsigned v)
 /* Code j of a packed row (q4x32 blocks or the bit stream; 8 bits = bytes). */
 static inline int code_get(const uint8_t *row, int bits, int q4, uint64_t j)
 {
-    if (bits == 8)
-        return row[j];
-    if (q4) {
-        const uint8_t *blk = row + (j / 32) * 16;
-        unsigned k = (unsigned)(j % 32);
-        return k < 16 ? (blk[k] & 15) : (blk[k - 16] >> 4);
-    }
-    return (int)bits_get(row, bits, j);
+    if (bits == 4 && !q4) /* mask codes, and N:M rows not a multiple of 32: a plain bit stream */
+        return (int)bits_get(row, bits, j);
+    return lc_quant_code(row, bits, (int64_t)j);
 }
 
 static inline void code_put(uint8_t *row, int bits, int q4, uint64_t j, unsigned u)

@@ -8,15 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if defined(__has_include)
-#if __has_include(<cblas-openblas.h>)
-#include <cblas-openblas.h>
-#else
-#include <cblas.h>
-#endif
-#else
-#include <cblas.h>
-#endif
+#include "lc_cblas.h"
 
 #include "test.h"
 
