@@ -322,13 +322,8 @@ static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H
     if (N && B % M) /* blocks hold whole N:M groups */
         B = B < M ? M : B - B % M;
     const size_t nn = (size_t)n * (size_t)n, nw = (size_t)rows * (size_t)n;
-    for (int i = 0; i < n; i++) {
-        for (int j = i; j < n; j++)
-            if (!isfinite(H[(size_t)i * n + j]))
-                return lc_error("sparsegpt: H[%d][%d] is not finite", i, j);
-        if (H[(size_t)i * n + i] < 0)
-            return lc_error("sparsegpt: H[%d][%d] = %g is negative (H must be X^T X)", i, i, H[(size_t)i * n + i]);
-    }
+    if (lc_quant_check_hessian(H, n, "sparsegpt"))
+        return -1;
     for (size_t i = 0; i < nw; i++)
         if (!isfinite(W[i]))
             return lc_error("sparsegpt: weight %zu is not finite", i);

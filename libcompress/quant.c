@@ -611,6 +611,18 @@ static lapack_int chol_inv_upper(double *A, int n)
     return info;
 }
 
+int lc_quant_check_hessian(const double *H, int n, const char *who)
+{
+    for (int i = 0; i < n; i++) {
+        for (int j = i; j < n; j++)
+            if (!isfinite(H[(size_t)i * n + j]))
+                return lc_error("%s: H[%d][%d] is not finite", who, i, j);
+        if (H[(size_t)i * n + i] < 0)
+            return lc_error("%s: H[%d][%d] = %g is negative (H must be X^T X)", who, i, i, H[(size_t)i * n + i]);
+    }
+    return 0;
+}
+
 int lc_quant_damped_hinv(const double *Hp, int n, double *percdamp, double max_percdamp, double *U, int *retries,
                          const char *who)
 {
@@ -687,13 +699,8 @@ int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, c
     const int n = (int)cols, B = o->block_size < n ? o->block_size : n, maxq = (1 << p->bits) - 1;
     const int ngr = n / G, statg = o->static_groups || o->act_order || G == n;
     const size_t nn = (size_t)n * (size_t)n, nw = (size_t)rows * (size_t)n;
-    for (int i = 0; i < n; i++) {
-        for (int j = i; j < n; j++)
-            if (!isfinite(H[(size_t)i * n + j]))
-                return lc_error("gptq: H[%d][%d] is not finite", i, j);
-        if (H[(size_t)i * n + i] < 0)
-            return lc_error("gptq: H[%d][%d] = %g is negative (H must be X^T X)", i, i, H[(size_t)i * n + i]);
-    }
+    if (lc_quant_check_hessian(H, n, "gptq"))
+        return -1;
     if (lcq_check_finite("weight", W, nw))
         return -1;
 

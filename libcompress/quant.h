@@ -164,6 +164,10 @@ typedef struct lc_gptq_report {
     double seconds;       /* wall time */
 } lc_gptq_report;
 
+/* H = X^T X of a layer's inputs [n, n], as GPTQ and SparseGPT take it: the
+ * upper triangle finite and the diagonal non-negative ("who: ..." errors). */
+int lc_quant_check_hessian(const double *H, int n, const char *who);
+
 /* The inverse-Hessian factor shared by GPTQ and SparseGPT: U (n, n,
  * row-major upper triangle; lower triangle scratch) = chol(inv(Hp + lambda
  * I), upper) with lambda = percdamp * mean(diag Hp), Hp's upper triangle
