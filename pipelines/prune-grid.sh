@@ -4,7 +4,7 @@
 # group size.  Every variant is evaluated with lc-eval against the base
 # (heldout, default protocol, 120 chunks) and lands in the ledger; with
 # SPEED=1 the decode speed of the pairs that the sparse kernels must win
-# (50% unstructured and 2:4 f32 vs dense f32, 2:4 + 4-bit vs 4-bit) is measured side by side,
+# (50% unstructured and 2:4 f32 vs dense f32, 2:4 and 50% + 4-bit vs 4-bit) is measured side by side,
 # alternating, REPS times each.
 #   pipelines/prune-grid.sh [MODEL_DIR_OR_FILE] [OUT_DIR]
 # Environment: LC_SHARED, LC_LEDGER_DB (default results/ledger.db), CHUNKS (120),
@@ -43,6 +43,7 @@ run sgpt-24     lc-prune --method sparsegpt --nm 2:4
 run rtn4-g32    lc-quant --method rtn --bits 4 --group 32
 run mag-24-q4-g32  lc-prune --method magnitude --nm 2:4 --bits 4 --group 32
 run sgpt-24-q4-g32 lc-prune --method sparsegpt --nm 2:4 --bits 4 --group 32
+run mag-50-q4-g32  lc-prune --method magnitude --sparsity 0.5 --bits 4 --group 32
 
 if [ "${SPEED:-0}" = 1 ]; then
   REPS=${REPS:-3} THREADS=${THREADS:-1}
@@ -50,7 +51,9 @@ if [ "${SPEED:-0}" = 1 ]; then
     lc-eval --speed-only --no-ledger -T "$THREADS" "$OUT/$1.h5" 2>/dev/null |
       sed -n 's/.*decode \([0-9.]*\) tok\/s.*/\1/p'
   }
-  for pair in "base mag-50" "base mag-24" "rtn4-g32 mag-24-q4-g32" "rtn4-g32 sgpt-24-q4-g32"; do
+  med() { echo "$@" | tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+  for pair in "base mag-50" "base mag-24" "rtn4-g32 mag-24-q4-g32" "rtn4-g32 sgpt-24-q4-g32" \
+    "rtn4-g32 mag-50-q4-g32"; do
     set -- $pair
     a=""; b=""
     i=0
@@ -58,7 +61,6 @@ if [ "${SPEED:-0}" = 1 ]; then
       a="$a $(speed "$1")"; b="$b $(speed "$2")"
       i=$((i + 1))
     done
-    med() { echo "$@" | tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
     ma=$(med $a) mb=$(med $b)
     printf '%s %s tok/s (runs:%s) vs %s %s tok/s (runs:%s): %s\n' "$2" "$mb" "$b" "$1" "$ma" "$a" \
       "$(awk -v x="$mb" -v y="$ma" 'BEGIN {printf "%.2fx", x / y}')"
