@@ -14,19 +14,25 @@ export LC_SHARED
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
-CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Wno-format-truncation -fno-strict-aliasing -pthread -MMD -MP
-CPPFLAGS += -Ilibcompress $(shell pkg-config --cflags hdf5 2>/dev/null)
-HDF5_LIBS := $(shell pkg-config --libs hdf5 2>/dev/null)
+CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Werror=implicit-function-declaration -Wno-format-truncation -fno-strict-aliasing -pthread -MMD -MP
+# pkg-config is asked when a recipe runs (deferred `=`), not when the Makefile
+# is parsed: on a fresh machine the packages arrive with $(DEPS_STAMP), after
+# parsing.
+PKGS     := hdf5 jansson libxxhash
+CPPFLAGS += -Ilibcompress
+CPPFLAGS_PKG = $(shell pkg-config --cflags $(PKGS))
+HDF5_LIBS = $(shell pkg-config --libs hdf5)
 # hdf5_hl lives beside hdf5 (Debian: libhdf5_serial_hl).
-HDF5_HL  := $(patsubst -lhdf5%,-lhdf5%_hl,$(filter -lhdf5%,$(HDF5_LIBS)))
+HDF5_HL  = $(patsubst -lhdf5%,-lhdf5%_hl,$(filter -lhdf5%,$(HDF5_LIBS)))
 # Not `pkg-config --libs gsl`: it adds -lgslcblas, which shadows OpenBLAS's cblas.
-LDLIBS   += -Wl,--as-needed $(HDF5_HL) $(HDF5_LIBS) -lsqlite3 -lgsl -llapacke -lopenblas -lm -lpthread
+LDLIBS   += -Wl,--as-needed $(HDF5_HL) $(HDF5_LIBS) $(shell pkg-config --libs jansson libxxhash 2>/dev/null) -lsqlite3 -lgsl -llapacke -lopenblas -lm -lpthread
 
 BUILD    := build
 LIB      := $(BUILD)/libcompress.a
-LIB_SRC  := $(wildcard libcompress/*.c)
+LIB_SRC  := $(wildcard libcompress/*/*.c)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 TOOLS    := $(patsubst cmd/%.c,bin/%,$(wildcard cmd/lc-*.c))
+CMD_COMMON := $(BUILD)/cmd/common.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CLI_TESTS := $(sort $(wildcard tests/cli/t[0-9]*.sh))
@@ -35,7 +41,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .SECONDARY:
-.PHONY: all check unit cli fuzz-smoke demo deps install asan bench clean
+.PHONY: all check layers unit cli fuzz-smoke demo deps install asan bench clean
 all: $(TOOLS)
 
 # Dependencies are checked once per build tree; `make deps` forces it.
@@ -48,19 +54,24 @@ deps:
 
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+	$(CC) $(CPPFLAGS) $(CPPFLAGS_PKG) -Icmd $(CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-bin/%: $(BUILD)/cmd/%.o $(LIB)
+bin/%: $(BUILD)/cmd/%.o $(CMD_COMMON) $(LIB)
 	@mkdir -p bin
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(CMD_COMMON) $(LIB) $(LDLIBS) -o $@
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
+# Unit tests link cmd/common.o for lc_blas_ensure (the tools' re-exec).
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CMD_COMMON) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) $< $(LIB) $(LDLIBS) -o $@
+	$(CC) $(CFLAGS) $(LDFLAGS) $< $(CMD_COMMON) $(LIB) $(LDLIBS) -o $@
+
+# The include graph follows the layers of libcompress/ (tests/layers.sh).
+layers:
+	@./tests/layers.sh
 
 unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do \
@@ -72,7 +83,7 @@ cli: $(TOOLS)
 fuzz-smoke: | $(DEPS_STAMP)
 	@./tests/fuzz/smoke.sh $(FUZZ_SRC)
 
-check: all unit cli fuzz-smoke
+check: layers all unit cli fuzz-smoke
 	@echo "make check: all passed"
 
 demo: all

@@ -10,10 +10,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "dataset.h"
-#include "eval.h"
-#include "ledger.h"
+#include "common.h"
+#include "core/tensor.h"
+#include "io/dataset.h"
+#include "measure/eval.h"
+#include "measure/ledger.h"
 
 static const char usage[] =
     "usage: lc-eval [options] [MODEL|-]\n"

@@ -5,8 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "export.h"
+#include "common.h"
+#include "convert/export.h"
 
 static const char usage[] =
     "usage: lc-export --to FORMAT [options] [INPUT]\n"

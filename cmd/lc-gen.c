@@ -6,8 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli.h"
-#include "infer.h"
+#include "kernels/blas.h"
+#include "common.h"
+#include "model/infer.h"
 
 static const char usage[] =
     "usage: lc-gen [options] [-m FILE|-]\n"

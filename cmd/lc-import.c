@@ -4,8 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "import.h"
+#include "common.h"
+#include "convert/import.h"
 
 static const char usage[] =
     "usage: lc-import [options] SOURCE\n"

@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "model.h"
+#include "common.h"
+#include "core/tensor.h"
+#include "model/model.h"
 
 static const char usage[] =
     "usage: lc-info [options] [FILE|-]\n"

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
-#include "lc.h"
-#include "ledger.h"
+#include "common.h"
+#include "core/lc.h"
+#include "measure/ledger.h"
 
 static const char usage[] =
     "usage: lc-ledger [options] COMMAND [ARGS]\n"

@@ -7,8 +7,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "cli.h"
-#include "prune.h"
+#include "common.h"
+#include "compress/prune.h"
 
 static const char usage[] =
     "usage: lc-prune --method M [options] [INPUT|-]\n"
@@ -173,7 +173,7 @@ static int parse(int argc, char **argv, struct opts *o)
         return usage_error("--scope global is for --method magnitude only");
     p->bits = bits, p->group = group, p->sym = sym, p->blocksize = bs, p->percdamp = damp;
     o->p.dtype = dtype;
-    if (lc_calib_options_done(&cal))
+    if (lc_calib_opts_resolve(&cal))
         return usage_error(lc_errmsg());
     o->p.calib = cal;
     o->p.calib.progress = !quiet;

@@ -6,8 +6,8 @@
 #include <sys/resource.h>
 #include <time.h>
 
-#include "cli.h"
-#include "quantize.h"
+#include "common.h"
+#include "compress/quantize.h"
 
 static const char usage[] =
     "usage: lc-quant [options] [INPUT|-]\n"
@@ -120,7 +120,7 @@ static int parse(int argc, char **argv, struct opts *o)
         return usage_error("expected at most one INPUT");
     if (optind < argc)
         o->input = argv[optind];
-    if (lc_calib_options_done(&o->q.calib))
+    if (lc_calib_opts_resolve(&o->q.calib))
         return usage_error(lc_errmsg());
     o->q.model.max_isa = LC_ISA_AVX512;
     return 0;

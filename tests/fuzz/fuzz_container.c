@@ -11,8 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "container.h"
-#include "model.h"
+#include "io/container.h"
+#include "core/tensor.h"
+#include "model/model.h"
 
 static uint8_t *base_img;
 static size_t base_len;

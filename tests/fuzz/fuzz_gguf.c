@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "io/gguf.h"
+#include "core/tensor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,8 +4,8 @@
  * Any crash, leak, sanitizer report or trap is a bug; -1 returns are
  * expected.
  */
-#include "json.h"
-#include "lc.h"
+#include "io/json.h"
+#include "core/lc.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "import.h"
+#include "convert/import.h"
 
 static int memfd_with(const void *p, size_t n)
 {

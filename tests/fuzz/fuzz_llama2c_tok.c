@@ -2,8 +2,8 @@
  * libFuzzer target: parse a llama2.c tokenizer.bin (vocabulary size taken
  * from the file: n_vocab 0); when it loads, encode and decode a short text.
  */
-#include "lc.h"
-#include "tokenizer.h"
+#include "core/lc.h"
+#include "core/tokenizer.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -5,8 +5,8 @@
  * Any crash, leak, sanitizer report or trap is a bug; -1 returns are
  * expected.
  */
-#include "lc.h"
-#include "safetensors.h"
+#include "core/lc.h"
+#include "io/safetensors.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
  * and decode a short fixed text and take the digest.  Any crash, leak or
  * sanitizer report is a bug; -1 returns are expected.
  */
-#include "lc.h"
-#include "tokenizer.h"
+#include "core/lc.h"
+#include "core/tokenizer.h"
 
 #include <stdint.h>
 #include <stdlib.h>

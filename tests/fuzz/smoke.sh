@@ -9,13 +9,13 @@ OUT=build/fuzz
 mkdir -p "$OUT/obj"
 CC=${FUZZ_CC:-clang}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-CFLAGS="-O1 -g -std=gnu11 -Ilibcompress $(pkg-config --cflags hdf5) $SAN"
+CFLAGS="-O1 -g -std=gnu11 -Ilibcompress $(pkg-config --cflags hdf5 jansson libxxhash) $SAN"
 HDF5_LIBS=$(pkg-config --libs hdf5)
 HL=$(echo "$HDF5_LIBS" | sed -n 's/.*-l\(hdf5[a-z_]*\).*/-l\1_hl/p')
-LIBS="$HL $HDF5_LIBS -lsqlite3 -lgsl -llapacke -lopenblas -lm -lpthread"
+LIBS="$HL $HDF5_LIBS $(pkg-config --libs jansson libxxhash) -lsqlite3 -lgsl -llapacke -lopenblas -lm -lpthread"
 objs=""
-for src in libcompress/*.c; do
-  o=$OUT/obj/$(basename "$src" .c).o
+for src in libcompress/*/*.c; do
+  o=$OUT/obj/$(echo "${src#libcompress/}" | tr / _ | sed 's/\.c$//').o
   if [ ! -f "$o" ] || [ "$src" -nt "$o" ] || [ -n "$(find libcompress -name '*.h' -newer "$o")" ]; then
     $CC $CFLAGS -fsanitize=fuzzer-no-link -c "$src" -o "$o"
   fi

@@ -3,8 +3,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "import.h"
-#include "infer.h"
+#include "convert/import.h"
+#include "core/tensor.h"
+#include "model/infer.h"
 #include "test.h"
 
 typedef struct {

@@ -4,7 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "container.h"
+#include "io/container.h"
+#include "core/tensor.h"
 #include "test.h"
 
 /* Reference f16 -> f32 straight from the IEEE 754 definition. */

@@ -8,10 +8,11 @@
  * against itself.  Exits non-zero if any check fails.
  */
 #define _GNU_SOURCE
-#include "eval.h"
-#include "import.h"
-#include "lc.h"
+#include "measure/eval.h"
+#include "convert/import.h"
+#include "core/lc.h"
 #include "test.h"
+#include "common.h"
 
 #include <math.h>
 #include <stdio.h>

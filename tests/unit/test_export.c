@@ -28,13 +28,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "container.h"
-#include "export.h"
-#include "gguf.h"
-#include "import.h"
-#include "safetensors.h"
+#include "io/container.h"
+#include "core/tensor.h"
+#include "convert/export.h"
+#include "io/gguf.h"
+#include "convert/import.h"
+#include "io/safetensors.h"
 #include "test.h"
-#include "tokenizer.h"
+#include "core/tokenizer.h"
 
 static char tmpdir[256];
 

@@ -21,10 +21,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "container.h"
-#include "gguf.h"
-#include "import.h"
-#include "tokenizer.h"
+#include "io/container.h"
+#include "core/tensor.h"
+#include "io/gguf.h"
+#include "convert/import.h"
+#include "core/tokenizer.h"
 
 static int n_fail, n_check;
 

@@ -6,11 +6,11 @@
  * skipped with a message on stderr.  Exits non-zero if any check fails.
  */
 #define _GNU_SOURCE
-#include "container.h"
-#include "import.h"
-#include "json.h"
-#include "lc.h"
-#include "safetensors.h"
+#include "io/container.h"
+#include "convert/import.h"
+#include "io/json.h"
+#include "core/lc.h"
+#include "io/safetensors.h"
 
 #include <dirent.h>
 #include <errno.h>

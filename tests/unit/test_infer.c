@@ -16,11 +16,13 @@
  *    byte for byte (llama2.c's `run stories260K.bin -z tok512.bin -t 0 -n 200`
  *    output without its final newline).
  */
-#include "container.h"
-#include "import.h"
-#include "infer.h"
-#include "npy.h"
+#include "kernels/blas.h"
+#include "io/container.h"
+#include "convert/import.h"
+#include "model/infer.h"
+#include "io/npy.h"
 #include "test.h"
+#include "common.h"
 
 #include <math.h>
 #include <string.h>

@@ -2,8 +2,8 @@
  * Unit tests for the strict JSON parser/writer (libcompress/json.c).
  * Exits non-zero if any check fails.
  */
-#include "json.h"
-#include "lc.h"
+#include "io/json.h"
+#include "core/lc.h"
 
 #include <math.h>
 #include <stdio.h>

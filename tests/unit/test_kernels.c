@@ -6,8 +6,9 @@
  * Tolerance: |y - y_ref| <= cols * 2^-22 * sum_c |W[r,c] x[c]|, about twice
  * the worst-case bound of two f32 summations of `cols` terms in different
  * orders (each <= (cols - 1) * 2^-24 * sum |terms|). */
-#include "kernels.h"
-#include "pool.h"
+#include "kernels/kernels.h"
+#include "core/tensor.h"
+#include "core/pool.h"
 #include "test.h"
 
 #include <math.h>

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kernels_q8.h"
-#include "prune.h"
+#include "kernels/kernels_q8.h"
+#include "core/tensor.h"
+#include "core/sparse.h"
+#include "compress/prune.h"
 #include "test.h"
 
 static uint64_t rng = 88172645463325252ULL;

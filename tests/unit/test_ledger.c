@@ -11,8 +11,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "lc.h"
-#include "ledger.h"
+#include "core/lc.h"
+#include "measure/ledger.h"
 #include "test.h"
 
 static char tmpdir[256];

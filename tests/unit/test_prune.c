@@ -5,7 +5,9 @@
  * (dense and quantized kept values) bit-exact against the pruned dense
  * tensor, container round trips, hostile sparse tensors refused.
  * Fixtures come from a fixed-seed PRNG; no assets needed. */
-#include "prune.h"
+#include "compress/prune.h"
+#include "core/tensor.h"
+#include "core/sparse.h"
 
 #include <hdf5.h>
 #include <math.h>
@@ -13,7 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "container.h"
+#include "io/container.h"
 #include "test.h"
 
 /* ---- fixtures ------------------------------------------------------------- */

@@ -23,12 +23,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "container.h"
-#include "dataset.h"
-#include "eval.h"
-#include "import.h"
-#include "prune.h"
+#include "io/container.h"
+#include "io/dataset.h"
+#include "measure/eval.h"
+#include "convert/import.h"
+#include "compress/prune.h"
 #include "test.h"
+#include "common.h"
 
 static int env_int(const char *k, int d)
 {

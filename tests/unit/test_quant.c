@@ -1,6 +1,7 @@
 /* Unit tests for libcompress/quant.c: packing, RTN, GPTQ, AWQ searches.
  * Fixtures come from a fixed-seed PRNG; no assets needed. */
-#include "quant.h"
+#include "compress/quant.h"
+#include "core/tensor.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "lc_cblas.h"
+#include "kernels/lc_cblas.h"
 
 #include "test.h"
 

@@ -8,10 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "calib.h"
-#include "import.h"
-#include "quant.h"
+#include "compress/calib.h"
+#include "core/tensor.h"
+#include "convert/import.h"
+#include "compress/quant.h"
 #include "test.h"
+#include "common.h"
 
 typedef struct {
     int checked;

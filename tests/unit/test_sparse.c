@@ -8,8 +8,10 @@
  *
  * Tolerance as tests/unit/test_kernels.c: |y - y_ref| <= cols * 2^-22 *
  * sum_c |W[r,c] x[c]|. */
-#include "kernels.h"
-#include "prune.h"
+#include "kernels/kernels.h"
+#include "core/tensor.h"
+#include "core/sparse.h"
+#include "compress/prune.h"
 #include "test.h"
 
 #include <math.h>

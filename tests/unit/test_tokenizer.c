@@ -7,8 +7,8 @@
  * three texts, decode round trips, llama2.c tok512.bin, and truncated or
  * corrupted tokenizer.model buffers.  Exits non-zero if any check fails.
  */
-#include "lc.h"
-#include "tokenizer.h"
+#include "core/lc.h"
+#include "core/tokenizer.h"
 
 #include <stdio.h>
 #include <stdlib.h>

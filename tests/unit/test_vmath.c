@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "test.h"
-#include "vmath.h"
+#include "kernels/vmath.h"
 
 int main(void)
 {

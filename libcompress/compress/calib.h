@@ -1,0 +1,74 @@
+/*
+ * Calibration shared by every data-aware compression method (GPTQ, AWQ,
+ * Wanda, SparseGPT, whitened SVD): a calibration text is tokenized, cut
+ * into windows, and run through the model layer by layer *sequentially*
+ * (as the GPTQ reference does): the inputs of layer l are produced by layers
+ * 0..l-1 after they were compressed.  Memory stays at one layer's
+ * statistics plus the activations of all windows.
+ *
+ *     lc_calib_opts o;  lc_calib_opts_default(&o);  o.text = "calib";
+ *     lc_calib_run(model, tokenizer, &o, compress_layer, ctx, &report);
+ *
+ * For each layer the callback receives the statistics of every linear's
+ * input (X^T X and mean |x|, see lc_layer_stats), reads the layer's
+ * weights with lc_model_tensor, and installs compressed ones with
+ * lc_model_set_tensor; the layer is then run again to produce the next
+ * layer's inputs.
+ */
+#ifndef LC_CALIB_H
+#define LC_CALIB_H
+
+#include "model/infer.h"
+#include "core/tokenizer.h"
+
+typedef struct lc_calib_opts {
+    const char *text;   /* manifest name or path (default "calib", datasets/manifest.txt) */
+    int nsamples;       /* windows (default 128) */
+    int seqlen;         /* tokens per window, the first being BOS (default 512) */
+    uint64_t seed;      /* which windows (default 0) */
+    int progress;       /* per-layer progress lines on stderr */
+    int64_t tokens;     /* --calib-tokens: when set, nsamples = tokens / seqlen */
+} lc_calib_opts;
+
+void lc_calib_opts_default(lc_calib_opts *o);
+
+/* Resolve tokens against seqlen (nsamples = tokens / seqlen; -1 with a
+ * message if it does not divide). */
+int lc_calib_opts_resolve(lc_calib_opts *o);
+
+/* Statistics of the inputs of one layer's linears, indexed by
+ * lc_capture_point (infer.h): ATTN_IN feeds q/k/v, ATTN_OUT feeds
+ * attn_output, FFN_IN feeds gate/up, FFN_HID feeds down. */
+typedef struct lc_layer_stats {
+    int layer;
+    int64_t n;          /* calibration rows (tokens) seen */
+    int d[4];           /* input width */
+    double *H[4];       /* [d, d] sum over rows of x x^T (both triangles), unscaled */
+    float *absmean[4];  /* [d] mean |x| per input channel */
+} lc_layer_stats;
+
+/* Which linears read each capture point (names without "layers.N."). */
+lc_capture_point lc_calib_point_of(const char *linear);
+
+typedef int (*lc_layer_fn)(void *ud, lc_model *m, int layer, const lc_layer_stats *st);
+
+typedef struct lc_calib_report {
+    char text_name[64];
+    char text_digest[17];
+    int64_t text_tokens;   /* tokens in the whole text */
+    int64_t tokens_used;   /* nsamples * seqlen */
+    int nsamples, seqlen;
+    double seconds;
+} lc_calib_report;
+
+/* Tokenize, pick windows and run the sequential pass.  Fails (never uses
+ * fewer tokens than asked) when the text holds fewer than nsamples
+ * non-overlapping windows. */
+int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer_fn fn, void *ud,
+                 lc_calib_report *rep);
+
+/* k distinct indices from [0, n), sorted, chosen with GSL's MT19937 seeded
+ * by seed (the same seed gives the same windows). */
+int lc_sample_indices(int64_t n, int k, uint64_t seed, int64_t *out);
+
+#endif

@@ -1,0 +1,1440 @@
+/* The HDF5 container, version 1 (docs/FORMAT.md). */
+#include "io/container.h"
+#include "core/tensor.h"
+#include "core/sparse.h"
+
+#include <errno.h>
+#include <hdf5.h>
+#include <hdf5_hl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+struct lc_container {
+    hid_t file;
+    hid_t tensors;        /* /tensors group */
+    int writing;
+    int to_stdout;
+    int in_memory;        /* writer without a destination (tests, fuzzing) */
+    char *path;           /* user-visible path ("-" for stdin/stdout) */
+    char *tmp_path;       /* file writer: temporary name, renamed on close */
+    uint8_t *image;       /* stdin image (reader) */
+    size_t image_len;
+    char digest[17];
+    char **names;         /* tensor names in file order */
+    int n_names, cap_names;
+};
+
+/* ---- HDF5 plumbing -------------------------------------------------------- */
+
+static hid_t t_f16, t_bf16;   /* custom float types, built once */
+
+static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
+{
+    /* keep the innermost (first) description: it names the real cause */
+    char *out = data;
+    if (n == 0 && e->desc && e->desc[0])
+        snprintf(out, 256, "%s", e->desc);
+    return 0;
+}
+
+/* The innermost HDF5 error message, for our own messages. */
+static const char *h5_detail(void)
+{
+    static __thread char buf[256];
+    buf[0] = 0;
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, buf);
+    H5Eclear2(H5E_DEFAULT);
+    return buf[0] ? buf : "HDF5 error";
+}
+
+static hid_t make_half_type(int ebits, int mbits)
+{
+    /* sign at bit 15, exponent above the mantissa, IEEE-style bias */
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    if (t < 0 || H5Tset_fields(t, 15, (size_t)mbits, (size_t)ebits, 0, (size_t)mbits) < 0 ||
+        H5Tset_size(t, 2) < 0 || H5Tset_ebias(t, (size_t)((1 << (ebits - 1)) - 1)) < 0)
+        return -1;
+    return t;
+}
+
+static int h5_init(void)
+{
+    static int done;
+    if (done)
+        return 0;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    t_f16 = make_half_type(5, 10);
+    t_bf16 = make_half_type(8, 7);
+    if (t_f16 < 0 || t_bf16 < 0)
+        return lc_error("cannot set up HDF5 half-precision types: %s", h5_detail());
+    done = 1;
+    return 0;
+}
+
+static hid_t dtype_h5(lc_dtype dt)
+{
+    return dt == LC_DT_F32 ? H5T_IEEE_F32LE : dt == LC_DT_F16 ? t_f16 : t_bf16;
+}
+
+/* ---- attributes ------------------------------------------------------- */
+
+static int attr_write(hid_t obj, const char *name, hid_t type, const void *val, const char *ctx)
+{
+    hid_t sp = H5Screate(H5S_SCALAR), a = -1;
+    int rc = -1;
+    if (sp >= 0 && (a = H5Acreate2(obj, name, type, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+        H5Awrite(a, type, val) >= 0)
+        rc = 0;
+    else
+        lc_error("%s: cannot write attribute '%s': %s", ctx, name, h5_detail());
+    if (a >= 0)
+        H5Aclose(a);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return rc;
+}
+
+static int attr_int(hid_t o, const char *n, int v, const char *ctx)
+{
+    int32_t x = v;
+    return attr_write(o, n, H5T_STD_I32LE, &x, ctx);
+}
+
+static int attr_f64(hid_t o, const char *n, double v, const char *ctx)
+{
+    return attr_write(o, n, H5T_IEEE_F64LE, &v, ctx);
+}
+
+static int attr_str(hid_t o, const char *n, const char *s, const char *ctx)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+    H5Tset_size(t, strlen(s) + 1);
+    H5Tset_strpad(t, H5T_STR_NULLTERM);
+    int rc = attr_write(o, n, t, s, ctx);
+    H5Tclose(t);
+    return rc;
+}
+
+static int attr_i64_array(hid_t o, const char *n, const int64_t *v, int cnt, const char *ctx)
+{
+    hsize_t d = (hsize_t)cnt;
+    hid_t sp = H5Screate_simple(1, &d, NULL), a = -1;
+    int rc = -1;
+    if (sp >= 0 && (a = H5Acreate2(o, n, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+        H5Awrite(a, H5T_NATIVE_INT64, v) >= 0)
+        rc = 0;
+    else
+        lc_error("%s: cannot write attribute '%s': %s", ctx, n, h5_detail());
+    if (a >= 0)
+        H5Aclose(a);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return rc;
+}
+
+/* Read a scalar numeric attribute, converted to native type `mem`. */
+static int attr_read_num(hid_t o, const char *n, hid_t mem, void *out, const char *ctx)
+{
+    if (H5Aexists(o, n) <= 0)
+        return lc_error("%s: missing attribute '%s'", ctx, n);
+    hid_t a = H5Aopen(o, n, H5P_DEFAULT);
+    if (a < 0)
+        return lc_error("%s: cannot open attribute '%s': %s", ctx, n, h5_detail());
+    hid_t sp = H5Aget_space(a), t = H5Aget_type(a);
+    int rc = -1;
+    H5T_class_t cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
+    if (sp < 0 || H5Sget_simple_extent_npoints(sp) != 1)
+        lc_error("%s: attribute '%s' is not a scalar", ctx, n);
+    else if (cls != H5T_INTEGER && cls != H5T_FLOAT)
+        lc_error("%s: attribute '%s' is not a number", ctx, n);
+    else if (H5Aread(a, mem, out) < 0)
+        lc_error("%s: cannot read attribute '%s': %s", ctx, n, h5_detail());
+    else
+        rc = 0;
+    if (t >= 0)
+        H5Tclose(t);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Aclose(a);
+    return rc;
+}
+
+static int attr_read_int(hid_t o, const char *n, int *out, const char *ctx)
+{
+    long long v;
+    if (attr_read_num(o, n, H5T_NATIVE_LLONG, &v, ctx))
+        return -1;
+    if (v < -2147483647LL || v > 2147483647LL)
+        return lc_error("%s: attribute '%s' = %lld out of range", ctx, n, v);
+    *out = (int)v;
+    return 0;
+}
+
+/* Read a string attribute (fixed or variable length) into buf. */
+static int attr_read_str(hid_t o, const char *n, char *buf, size_t cap, const char *ctx)
+{
+    if (H5Aexists(o, n) <= 0)
+        return lc_error("%s: missing attribute '%s'", ctx, n);
+    hid_t a = H5Aopen(o, n, H5P_DEFAULT);
+    if (a < 0)
+        return lc_error("%s: cannot open attribute '%s': %s", ctx, n, h5_detail());
+    hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
+    int rc = -1;
+    if (t < 0 || H5Tget_class(t) != H5T_STRING || sp < 0 || H5Sget_simple_extent_npoints(sp) != 1) {
+        lc_error("%s: attribute '%s' is not a string", ctx, n);
+    } else if (H5Tis_variable_str(t) > 0) {
+        char *s = NULL;
+        hid_t mt = H5Tcopy(H5T_C_S1);
+        H5Tset_size(mt, H5T_VARIABLE);
+        if (H5Aread(a, mt, &s) < 0 || !s)
+            lc_error("%s: cannot read attribute '%s': %s", ctx, n, h5_detail());
+        else if (strlen(s) >= cap)
+            lc_error("%s: attribute '%s' is too long (%zu bytes)", ctx, n, strlen(s));
+        else
+            strcpy(buf, s), rc = 0;
+        if (s)
+            H5free_memory(s);
+        H5Tclose(mt);
+    } else {
+        size_t sz = H5Tget_size(t);
+        if (sz == 0 || sz >= cap) {
+            lc_error("%s: attribute '%s' is too long (%zu bytes)", ctx, n, sz);
+        } else {
+            hid_t mt = H5Tcopy(H5T_C_S1);
+            H5Tset_size(mt, sz + 1);
+            H5Tset_strpad(mt, H5T_STR_NULLTERM);
+            memset(buf, 0, sz + 1);
+            if (H5Aread(a, mt, buf) < 0)
+                lc_error("%s: cannot read attribute '%s': %s", ctx, n, h5_detail());
+            else
+                rc = 0;
+            H5Tclose(mt);
+        }
+    }
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    H5Aclose(a);
+    return rc;
+}
+
+/* ---- datasets ----------------------------------------------------------- */
+
+static int dset_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
+                      const void *buf, const char *ctx)
+{
+    hid_t sp = H5Screate_simple(rank, dims, NULL), d = -1;
+    int rc = -1;
+    if (sp >= 0 && (d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+        H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0)
+        rc = 0;
+    else
+        lc_error("%s: cannot write dataset '%s': %s", ctx, name, h5_detail());
+    if (d >= 0)
+        H5Dclose(d);
+    if (sp >= 0)
+        H5Sclose(sp);
+    return rc;
+}
+
+/* Before allocating for a dataset: it exists, holds count elements of
+ * ftype, and the file really stores them - at least their bytes when
+ * uncompressed, at most 1100x less (beyond zlib's ratio) when filtered.  A
+ * hostile header cannot make a reader allocate what the file does not back
+ * (a truncated or never-written dataset). */
+static int dset_plausible(hid_t loc, const char *name, hid_t ftype, size_t count, const char *ctx)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return lc_error("%s: missing dataset '%s'", ctx, name);
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0)
+        return lc_error("%s: cannot open dataset '%s': %s", ctx, name, h5_detail());
+    hid_t t = H5Dget_type(d), sp = H5Dget_space(d), pl = H5Dget_create_plist(d);
+    hssize_t npts = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    int nf = pl >= 0 ? H5Pget_nfilters(pl) : -1, rc = -1;
+    unsigned long long stored = (unsigned long long)H5Dget_storage_size(d);
+    unsigned long long need = (unsigned long long)count * (unsigned long long)H5Tget_size(ftype);
+    if (npts < 0 || (size_t)npts != count)
+        lc_error("%s: dataset '%s' holds %lld elements, expected %zu", ctx, name, (long long)npts, count);
+    else if (t < 0 || H5Tequal(t, ftype) <= 0)
+        lc_error("%s: dataset '%s' has an unexpected element type", ctx, name);
+    else if (nf < 0)
+        lc_error("%s: dataset '%s': cannot read its filters: %s", ctx, name, h5_detail());
+    else if (nf == 0 ? stored < need : need / 1100 > stored + 64)
+        lc_error("%s: dataset '%s' stores %llu bytes for %llu bytes of data (truncated or never written)", ctx, name,
+                 stored, need);
+    else
+        rc = 0;
+    if (pl >= 0)
+        H5Pclose(pl);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (t >= 0)
+        H5Tclose(t);
+    H5Dclose(d);
+    return rc;
+}
+
+/* Read a whole dataset whose file type must equal `ftype` (no silent
+ * conversions), whose element count must be exactly `count` and whose bytes
+ * the file stores (dset_plausible). */
+static int dset_read_exact(hid_t loc, const char *name, hid_t ftype, size_t count, void *buf, const char *ctx)
+{
+    if (dset_plausible(loc, name, ftype, count, ctx))
+        return -1;
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    int rc = d >= 0 && H5Dread(d, ftype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0
+                 ? 0
+                 : lc_error("%s: cannot read dataset '%s': %s", ctx, name, h5_detail());
+    if (d >= 0)
+        H5Dclose(d);
+    return rc;
+}
+
+/* Element count of a dataset (or -1). */
+static long long dset_count(hid_t loc, const char *name, const char *ctx)
+{
+    if (H5Lexists(loc, name, H5P_DEFAULT) <= 0)
+        return lc_error("%s: missing dataset '%s'", ctx, name);
+    hid_t d = H5Dopen2(loc, name, H5P_DEFAULT);
+    if (d < 0)
+        return lc_error("%s: cannot open dataset '%s': %s", ctx, name, h5_detail());
+    hid_t sp = H5Dget_space(d);
+    hssize_t n = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Dclose(d);
+    if (n < 0)
+        return lc_error("%s: dataset '%s' has no simple shape", ctx, name);
+    return (long long)n;
+}
+
+/* ---- open / create / close ---------------------------------------------- */
+
+static herr_t list_cb(hid_t g, const char *name, const H5L_info_t *info, void *data)
+{
+    lc_container *c = data;
+    if (c->n_names == c->cap_names) {
+        int nc = c->cap_names ? c->cap_names * 2 : 64;
+        char **nn = realloc(c->names, (size_t)nc * sizeof *nn);
+        if (!nn)
+            return -1;
+        c->names = nn, c->cap_names = nc;
+    }
+    if (!(c->names[c->n_names] = strdup(name)))
+        return -1;
+    c->n_names++;
+    return 0;
+}
+
+static int add_name(lc_container *c, const char *name)
+{
+    return list_cb(0, name, NULL, c) ? lc_error("out of memory") : 0;
+}
+
+static void container_free(lc_container *c)
+{
+    if (!c)
+        return;
+    if (c->tensors >= 0)
+        H5Gclose(c->tensors);
+    if (c->file >= 0)
+        H5Fclose(c->file);
+    for (int i = 0; i < c->n_names; i++)
+        free(c->names[i]);
+    free(c->names);
+    free(c->path);
+    free(c->tmp_path);
+    free(c->image);
+    free(c);
+}
+
+static lc_container *container_new(const char *path)
+{
+    lc_container *c = calloc(1, sizeof *c);
+    if (!c || !(c->path = strdup(path))) {
+        free(c);
+        lc_error("out of memory");
+        return NULL;
+    }
+    c->file = c->tensors = -1;
+    return c;
+}
+
+/* Check the root stamp and list the tensors. */
+static int open_common(lc_container *c)
+{
+    const char *p = c->path;
+    char fmt[64];
+    int ver;
+    if (attr_read_str(c->file, "format", fmt, sizeof fmt, p))
+        return lc_error("%s: not a libcompress container (no 'format' attribute)", p);
+    if (strcmp(fmt, LC_FORMAT_NAME) != 0)
+        return lc_error("%s: not a libcompress container (format '%s')", p, fmt);
+    if (attr_read_int(c->file, "format_version", &ver, p))
+        return -1;
+    if (ver != LC_FORMAT_VERSION)
+        return lc_error("%s: container format version %d, this build reads %d", p, ver, LC_FORMAT_VERSION);
+    if (H5Lexists(c->file, "tensors", H5P_DEFAULT) <= 0 ||
+        (c->tensors = H5Gopen2(c->file, "tensors", H5P_DEFAULT)) < 0)
+        return lc_error("%s: missing group /tensors", p);
+    /* creation order when tracked (files we write), else name order */
+    unsigned flags = 0;
+    hid_t gcpl = H5Gget_create_plist(c->tensors);
+    if (gcpl >= 0) {
+        H5Pget_link_creation_order(gcpl, &flags);
+        H5Pclose(gcpl);
+    }
+    H5_index_t idx = (flags & H5P_CRT_ORDER_INDEXED) ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
+    if (H5Literate(c->tensors, idx, H5_ITER_INC, NULL, list_cb, c) < 0)
+        return lc_error("%s: cannot list /tensors: %s", p, h5_detail());
+    return 0;
+}
+
+/* File-image callbacks that let the core driver read a buffer we own without
+ * copying it (a read-only open never reallocates).  udata is the buffer. */
+static void *image_malloc(size_t size, H5FD_file_image_op_t op, void *udata) { return udata; }
+static void *image_memcpy(void *dst, const void *src, size_t n, H5FD_file_image_op_t op, void *udata)
+{
+    if (dst != src)
+        memmove(dst, src, n);
+    return dst;
+}
+static herr_t image_free(void *ptr, H5FD_file_image_op_t op, void *udata) { return 0; }
+static void *image_udata_copy(void *udata) { return udata; }
+static herr_t image_udata_free(void *udata) { return 0; }
+
+/* Open an image we own (taken over: freed with the container). */
+static int open_image(uint8_t *img, size_t len, const char *label, lc_container **out)
+{
+    lc_container *c = container_new(label);
+    if (!c) {
+        free(img);
+        return -1;
+    }
+    c->image = img;
+    c->image_len = len;
+    if (len < 8 || memcmp(img, "\211HDF\r\n\032\n", 8) != 0) {
+        container_free(c);
+        return lc_error("%s: not an HDF5 file (bad signature)", label);
+    }
+    /* HDF5 reads our buffer in place (see image_* callbacks); freed after H5Fclose */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5FD_file_image_callbacks_t cb = {image_malloc, image_memcpy, NULL, image_free, image_udata_copy,
+                                      image_udata_free, c->image};
+    char name[64];
+    snprintf(name, sizeof name, "lc-image-%p", (void *)c);
+    if (fapl >= 0 && H5Pset_fapl_core(fapl, 1 << 16, 0) >= 0 && H5Pset_file_image_callbacks(fapl, &cb) >= 0 &&
+        H5Pset_file_image(fapl, img, len) >= 0)
+        c->file = H5Fopen(name, H5F_ACC_RDONLY, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (c->file < 0) {
+        lc_error("%s: cannot open HDF5 image: %s", label, h5_detail());
+        container_free(c);
+        return -1;
+    }
+    if (open_common(c)) {
+        container_free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+int lc_container_open_memory(const void *buf, size_t len, const char *label, lc_container **out)
+{
+    *out = NULL;
+    if (h5_init())
+        return -1;
+    uint8_t *img = lc_malloc(len ? len : 1);
+    if (!img)
+        return -1;
+    memcpy(img, buf, len);
+    return open_image(img, len, label, out);
+}
+
+int lc_container_open(const char *path, lc_container **out)
+{
+    *out = NULL;
+    if (h5_init())
+        return -1;
+    if (strcmp(path, "-") == 0) {
+        if (isatty(STDIN_FILENO))
+            return lc_error("no input: stdin is a terminal (give a container path or pipe one in)");
+        uint8_t *buf;
+        size_t len;
+        if (lc_read_file("-", 0, &buf, &len))
+            return -1;
+        if (len == 0) {
+            free(buf);
+            return lc_error("<stdin>: empty input");
+        }
+        return open_image(buf, len, "<stdin>", out);
+    }
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return lc_error("cannot open '%s': %s", path, strerror(errno));
+    if (!S_ISREG(st.st_mode))
+        return lc_error("cannot open '%s': not a regular file", path);
+    if (H5Fis_hdf5(path) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return lc_error("%s: not an HDF5 file", path);
+    }
+    lc_container *c = container_new(path);
+    if (!c)
+        return -1;
+    c->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (c->file < 0) {
+        lc_error("%s: cannot open: %s", path, h5_detail());
+        container_free(c);
+        return -1;
+    }
+    if (open_common(c)) {
+        container_free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+int lc_container_create(const char *path, lc_container **out)
+{
+    *out = NULL;
+    if (h5_init())
+        return -1;
+    lc_container *c = container_new(path ? path : "<memory>");
+    if (!c)
+        return -1;
+    c->writing = 1;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    /* superblock v0 (no checksum): an image taken from an open file reads back cleanly */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_EARLIEST, H5F_LIBVER_V18);
+    const char *fname;
+    char name[64];
+    if (!path) {
+        c->in_memory = 1;
+        H5Pset_fapl_core(fapl, 1 << 20, 0);
+        snprintf(name, sizeof name, "lc-mem-%p", (void *)c);
+        fname = name;
+    } else if (strcmp(path, "-") == 0) {
+        if (isatty(STDOUT_FILENO)) {
+            H5Pclose(fapl);
+            container_free(c);
+            return lc_error("refusing to write a binary container to a terminal (use -o FILE or a pipe)");
+        }
+        c->to_stdout = 1;
+        H5Pset_fapl_core(fapl, 1 << 24, 0);
+        snprintf(name, sizeof name, "lc-out-%p", (void *)c);
+        fname = name;
+    } else {
+        size_t n = strlen(path) + 32;
+        if (!(c->tmp_path = malloc(n))) {
+            H5Pclose(fapl);
+            container_free(c);
+            return lc_error("out of memory");
+        }
+        snprintf(c->tmp_path, n, "%s.tmp-%ld", path, (long)getpid());
+        fname = c->tmp_path;
+    }
+    c->file = H5Fcreate(fname, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    H5Pclose(fapl);
+    if (c->file < 0) {
+        lc_error("cannot create '%s': %s", path, h5_detail());
+        container_free(c);
+        return -1;
+    }
+    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
+    c->tensors = H5Gcreate2(c->file, "tensors", H5P_DEFAULT, gcpl, H5P_DEFAULT);
+    H5Pclose(gcpl);
+    if (c->tensors < 0 || attr_str(c->file, "format", LC_FORMAT_NAME, path) ||
+        attr_int(c->file, "format_version", LC_FORMAT_VERSION, path) ||
+        attr_str(c->file, "library_version", LC_VERSION, path)) {
+        if (c->tensors < 0)
+            lc_error("cannot create '%s': %s", path, h5_detail());
+        lc_container_abort(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w, n -= (size_t)w;
+    }
+    return 0;
+}
+
+int lc_container_close(lc_container *c)
+{
+    if (!c)
+        return 0;
+    if (!c->writing) {
+        container_free(c);
+        return 0;
+    }
+    int rc = 0;
+    if (c->in_memory) {
+        container_free(c);
+        return 0;
+    }
+    if (H5Gclose(c->tensors) < 0)
+        rc = lc_error("%s: cannot finish /tensors: %s", c->path, h5_detail());
+    c->tensors = -1;
+    if (c->to_stdout) {
+        ssize_t n = -1;
+        uint8_t *img = NULL;
+        if (!rc && H5Fflush(c->file, H5F_SCOPE_GLOBAL) >= 0)
+            n = H5Fget_file_image(c->file, NULL, 0);
+        if (!rc && n > 0 && (img = malloc((size_t)n)) && H5Fget_file_image(c->file, img, (size_t)n) == n) {
+            if (write_all(STDOUT_FILENO, img, (size_t)n))
+                rc = lc_error("cannot write container to stdout: %s", strerror(errno));
+        } else if (!rc) {
+            rc = lc_error("cannot build the output image: %s", h5_detail());
+        }
+        free(img);
+        H5Fclose(c->file);
+        c->file = -1;
+    } else {
+        if (H5Fclose(c->file) < 0)
+            rc = lc_error("cannot write '%s': %s", c->path, h5_detail());
+        c->file = -1;
+        if (!rc && rename(c->tmp_path, c->path) != 0)
+            rc = lc_error("cannot rename '%s' to '%s': %s", c->tmp_path, c->path, strerror(errno));
+        if (rc)
+            unlink(c->tmp_path);
+    }
+    container_free(c);
+    return rc;
+}
+
+void lc_container_abort(lc_container *c)
+{
+    if (!c)
+        return;
+    if (c->writing && c->tmp_path) {
+        if (c->tensors >= 0)
+            H5Gclose(c->tensors);
+        c->tensors = -1;
+        H5Fclose(c->file);
+        c->file = -1;
+        unlink(c->tmp_path);
+    }
+    container_free(c);
+}
+
+int lc_container_create_memory(lc_container **out) { return lc_container_create(NULL, out); }
+
+int lc_container_memory_image(lc_container *c, uint8_t **buf, size_t *len)
+{
+    *buf = NULL;
+    *len = 0;
+    if (!c->in_memory)
+        return lc_error("%s: not an in-memory container", c->path);
+    if (H5Fflush(c->file, H5F_SCOPE_GLOBAL) < 0)
+        return lc_error("cannot flush in-memory container: %s", h5_detail());
+    ssize_t n = H5Fget_file_image(c->file, NULL, 0);
+    if (n <= 0 || !(*buf = lc_malloc((size_t)n)))
+        return n <= 0 ? lc_error("cannot build image: %s", h5_detail()) : -1;
+    if (H5Fget_file_image(c->file, *buf, (size_t)n) != n) {
+        free(*buf);
+        *buf = NULL;
+        return lc_error("cannot build image: %s", h5_detail());
+    }
+    *len = (size_t)n;
+    return 0;
+}
+
+const char *lc_container_path(const lc_container *c) { return c->path; }
+
+const char *lc_container_digest(lc_container *c)
+{
+    if (!c->digest[0]) {
+        if (c->image)
+            snprintf(c->digest, sizeof c->digest, "%016llx",
+                     (unsigned long long)lc_hash_bytes(c->image, c->image_len));
+        else if (!c->writing && lc_hash_file(c->path, c->digest))
+            snprintf(c->digest, sizeof c->digest, "unknown");
+    }
+    return c->digest;
+}
+
+/* ---- config --------------------------------------------------------------- */
+
+static const char *const cfg_ints[] = {"dim", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn_dim",
+                                       "vocab_size", "max_seq_len", "tied_embeddings", "bos_id", "eos_id"};
+
+static int *cfg_int_field(lc_config *c, int i)
+{
+    int *f[] = {&c->dim, &c->n_layers, &c->n_heads, &c->n_kv_heads, &c->head_dim, &c->ffn_dim,
+                &c->vocab_size, &c->max_seq_len, &c->tied_embeddings, &c->bos_id, &c->eos_id};
+    return f[i];
+}
+
+int lc_container_write_config(lc_container *c, const lc_config *cfg)
+{
+    if (lc_config_validate(cfg))
+        return -1;
+    hid_t g = H5Gcreate2(c->file, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return lc_error("%s: cannot create /config: %s", c->path, h5_detail());
+    lc_config tmp = *cfg;
+    int rc = attr_str(g, "arch", cfg->arch, c->path) || attr_str(g, "rope_layout", "interleaved", c->path) ||
+             attr_f64(g, "rope_theta", cfg->rope_theta, c->path) || attr_f64(g, "norm_eps", cfg->norm_eps, c->path);
+    for (int i = 0; !rc && i < (int)(sizeof cfg_ints / sizeof *cfg_ints); i++)
+        rc = attr_int(g, cfg_ints[i], *cfg_int_field(&tmp, i), c->path);
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+int lc_container_read_config(lc_container *c, lc_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    char ctx[600], layout[32];
+    snprintf(ctx, sizeof ctx, "%s: /config", c->path);
+    if (H5Lexists(c->file, "config", H5P_DEFAULT) <= 0)
+        return lc_error("%s: missing group /config", c->path);
+    hid_t g = H5Gopen2(c->file, "config", H5P_DEFAULT);
+    if (g < 0)
+        return lc_error("%s: cannot open /config: %s", c->path, h5_detail());
+    int rc = attr_read_str(g, "arch", cfg->arch, sizeof cfg->arch, ctx) ||
+             attr_read_str(g, "rope_layout", layout, sizeof layout, ctx) ||
+             attr_read_num(g, "rope_theta", H5T_NATIVE_DOUBLE, &cfg->rope_theta, ctx) ||
+             attr_read_num(g, "norm_eps", H5T_NATIVE_DOUBLE, &cfg->norm_eps, ctx);
+    for (int i = 0; !rc && i < (int)(sizeof cfg_ints / sizeof *cfg_ints); i++)
+        rc = attr_read_int(g, cfg_ints[i], cfg_int_field(cfg, i), ctx);
+    H5Gclose(g);
+    if (rc)
+        return -1;
+    if (strcmp(layout, "interleaved") != 0)
+        return lc_error("%s: rope_layout '%s' not supported (interleaved)", ctx, layout);
+    if (lc_config_validate(cfg))
+        return lc_error_prefix("%s", c->path);
+    return 0;
+}
+
+/* ---- tokenizer ------------------------------------------------------------- */
+
+int lc_container_write_tokenizer(lc_container *c, const lc_tokenizer *tk)
+{
+    const char *p = c->path;
+    hid_t g = H5Gcreate2(c->file, "tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return lc_error("%s: cannot create /tokenizer: %s", p, h5_detail());
+    hsize_t n = (hsize_t)tk->n_vocab, n1 = n + 1, nb = tk->blob_len ? tk->blob_len : 0;
+    uint8_t empty = 0;
+    int rc = attr_str(g, "model", "sentencepiece-bpe", p) || attr_int(g, "n_vocab", tk->n_vocab, p) ||
+             attr_int(g, "bos_id", tk->bos_id, p) || attr_int(g, "eos_id", tk->eos_id, p) ||
+             attr_int(g, "unk_id", tk->unk_id, p) || attr_int(g, "pad_id", tk->pad_id, p) ||
+             attr_int(g, "add_bos", tk->add_bos, p) || attr_int(g, "add_dummy_prefix", tk->add_dummy_prefix, p) ||
+             attr_int(g, "remove_extra_whitespaces", tk->remove_extra_whitespaces, p) ||
+             attr_int(g, "byte_fallback", tk->byte_fallback, p) ||
+             dset_write(g, "pieces", H5T_STD_U8LE, H5T_NATIVE_UINT8, 1, &nb, nb ? (void *)tk->blob : &empty, p) ||
+             dset_write(g, "offsets", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &n1, tk->offsets, p) ||
+             dset_write(g, "scores", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, 1, &n, tk->scores, p) ||
+             dset_write(g, "types", H5T_STD_I32LE, H5T_NATIVE_INT32, 1, &n, tk->types, p);
+    H5Gclose(g);
+    return rc ? -1 : 0;
+}
+
+int lc_container_read_tokenizer(lc_container *c, lc_tokenizer *tk)
+{
+    memset(tk, 0, sizeof *tk);
+    char ctx[600], model[64];
+    snprintf(ctx, sizeof ctx, "%s: /tokenizer", c->path);
+    if (H5Lexists(c->file, "tokenizer", H5P_DEFAULT) <= 0)
+        return lc_error("%s: missing group /tokenizer", c->path);
+    hid_t g = H5Gopen2(c->file, "tokenizer", H5P_DEFAULT);
+    if (g < 0)
+        return lc_error("%s: cannot open /tokenizer: %s", c->path, h5_detail());
+    int n = 0, bos, eos, unk, pad, add_bos, adp, rew, bf;
+    char *blob = NULL, **pieces = NULL;
+    uint64_t *off = NULL;
+    uint32_t *lens = NULL;
+    float *scores = NULL;
+    int32_t *types = NULL;
+    int rc = -1;
+    if (attr_read_str(g, "model", model, sizeof model, ctx) || attr_read_int(g, "n_vocab", &n, ctx) ||
+        attr_read_int(g, "bos_id", &bos, ctx) || attr_read_int(g, "eos_id", &eos, ctx) ||
+        attr_read_int(g, "unk_id", &unk, ctx) || attr_read_int(g, "pad_id", &pad, ctx) ||
+        attr_read_int(g, "add_bos", &add_bos, ctx) || attr_read_int(g, "add_dummy_prefix", &adp, ctx) ||
+        attr_read_int(g, "remove_extra_whitespaces", &rew, ctx) || attr_read_int(g, "byte_fallback", &bf, ctx))
+        goto out;
+    if (strcmp(model, "sentencepiece-bpe") != 0) {
+        lc_error("%s: tokenizer model '%s' not supported", ctx, model);
+        goto out;
+    }
+    if (n < 1 || n > (1 << 22)) {
+        lc_error("%s: n_vocab %d out of range", ctx, n);
+        goto out;
+    }
+    long long nb = dset_count(g, "pieces", ctx);
+    if (nb < 0)
+        goto out;
+    if (nb > (1LL << 32)) {
+        lc_error("%s: pieces blob too large", ctx);
+        goto out;
+    }
+    blob = lc_malloc((size_t)nb + 1);
+    off = lc_malloc(((size_t)n + 1) * sizeof *off);
+    pieces = lc_malloc((size_t)n * sizeof *pieces);
+    lens = lc_malloc((size_t)n * sizeof *lens);
+    scores = lc_malloc((size_t)n * sizeof *scores);
+    types = lc_malloc((size_t)n * sizeof *types);
+    if (!blob || !off || !pieces || !lens || !scores || !types ||
+        dset_read_exact(g, "pieces", H5T_STD_U8LE, (size_t)nb, blob, ctx) ||
+        dset_read_exact(g, "offsets", H5T_STD_U64LE, (size_t)n + 1, off, ctx) ||
+        dset_read_exact(g, "scores", H5T_IEEE_F32LE, (size_t)n, scores, ctx) ||
+        dset_read_exact(g, "types", H5T_STD_I32LE, (size_t)n, types, ctx))
+        goto out;
+    if (off[0] != 0 || off[n] != (uint64_t)nb) {
+        lc_error("%s: offsets do not span the pieces blob", ctx);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (off[i + 1] < off[i] || off[i + 1] - off[i] > 65536) {
+            lc_error("%s: offsets not increasing at piece %d", ctx, i);
+            goto out;
+        }
+        pieces[i] = blob + off[i];
+        lens[i] = (uint32_t)(off[i + 1] - off[i]);
+    }
+    if (lc_tokenizer_from_arrays(tk, n, (const char *const *)pieces, lens, scores, types)) {
+        lc_error_prefix("%s", ctx);
+        goto out;
+    }
+    tk->bos_id = bos, tk->eos_id = eos, tk->unk_id = unk, tk->pad_id = pad;
+    tk->add_bos = add_bos, tk->add_dummy_prefix = adp, tk->remove_extra_whitespaces = rew;
+    tk->byte_fallback = bf;
+    if (bos >= n || eos >= n || unk >= n || pad >= n || bos < -1 || eos < -1 || unk < -1 || pad < -1) {
+        lc_tokenizer_release(tk);
+        lc_error("%s: special token id outside the vocabulary (%d)", ctx, n);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(blob);
+    free(off);
+    free(pieces);
+    free(lens);
+    free(scores);
+    free(types);
+    H5Gclose(g);
+    return rc;
+}
+
+static int copy_object(lc_container *src, lc_container *dst, const char *name, int required)
+{
+    if (H5Lexists(src->file, name, H5P_DEFAULT) <= 0)
+        return required ? lc_error("%s: missing /%s", src->path, name) : 0;
+    if (H5Ocopy(src->file, name, dst->file, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
+        return lc_error("cannot copy /%s from %s: %s", name, src->path, h5_detail());
+    return 0;
+}
+
+int lc_container_copy_header(lc_container *src, lc_container *dst)
+{
+    return copy_object(src, dst, "config", 1) || copy_object(src, dst, "tokenizer", 1) ||
+                   copy_object(src, dst, "calib", 0)
+               ? -1
+               : 0;
+}
+
+/* ---- tensors ------------------------------------------------------------ */
+
+int lc_container_n_tensors(const lc_container *c) { return c->n_names; }
+
+const char *lc_container_tensor_name(const lc_container *c, int i)
+{
+    return i >= 0 && i < c->n_names ? c->names[i] : NULL;
+}
+
+int lc_container_has_tensor(const lc_container *c, const char *name)
+{
+    for (int i = 0; i < c->n_names; i++)
+        if (strcmp(c->names[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+static int valid_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= LC_NAME_MAX || name[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (name[i] == '/' || (unsigned char)name[i] < 0x21 || (unsigned char)name[i] > 0x7e)
+            return 0;
+    return 1;
+}
+
+static const char *qform_str(lc_qform q) { return q == LC_QF_SYM ? "sym" : q == LC_QF_MIN ? "min" : "zero"; }
+
+/* The "dtype" attribute of a tensor group (dense values). */
+static int read_dtype_attr(hid_t g, lc_tensor *t, const char *ctx)
+{
+    char buf[32];
+    if (attr_read_str(g, "dtype", buf, sizeof buf, ctx))
+        return -1;
+    for (int d = LC_DT_F32; d <= LC_DT_BF16; d++)
+        if (!strcmp(buf, lc_dtype_name((lc_dtype)d))) {
+            t->dtype = (lc_dtype)d;
+            return 0;
+        }
+    return lc_error("%s: unknown dtype '%s'", ctx, buf);
+}
+
+/* The "bits", "group" and "form" attributes of quantized values; group
+ * must divide the row length cols. */
+static int read_quant_attrs(hid_t g, lc_tensor *t, int64_t cols, const char *ctx)
+{
+    char buf[32];
+    if (attr_read_int(g, "bits", &t->bits, ctx) || attr_read_int(g, "group", &t->group, ctx) ||
+        attr_read_str(g, "form", buf, sizeof buf, ctx))
+        return -1;
+    int f = 0;
+    while (f <= LC_QF_ZERO && strcmp(buf, qform_str((lc_qform)f)))
+        f++;
+    if (f > LC_QF_ZERO)
+        return lc_error("%s: unknown quantization form '%s'", ctx, buf);
+    t->qform = (lc_qform)f;
+    if (t->bits < 2 || t->bits > 8 || t->group < 1 || cols % t->group)
+        return lc_error("%s: bits %d / group %d invalid for row length %lld", ctx, t->bits, t->group, (long long)cols);
+    return 0;
+}
+
+/* ---- sparse encodings (docs/FORMAT.md "sparse_nm", "sparse_mask") -------- */
+
+static int attr_i64(hid_t o, const char *n, int64_t v, const char *ctx)
+{
+    return attr_write(o, n, H5T_STD_I64LE, &v, ctx);
+}
+
+/* Packing of a sparse tensor's codes: N:M rows as LC_ENC_QUANT rows of K
+ * codes (q4x32 needs K % 32 == 0), mask codes one bit stream. */
+static const char *sparse_packing(const lc_tensor *t)
+{
+    int64_t K = t->enc == LC_ENC_SPARSE_NM ? t->shape[1] / t->sp_m * t->sp_n : 0;
+    if (t->bits == 8)
+        return "bytes";
+    return t->enc == LC_ENC_SPARSE_NM && t->bits == 4 && K % 32 == 0 ? "q4x32" : "lsb";
+}
+
+/* dset_write that also accepts an empty dataset (nothing kept). */
+static int sp_dset_write(hid_t g, const char *name, hid_t ft, int rank, const hsize_t *dims, const void *buf,
+                         const char *ctx)
+{
+    if (buf)
+        return dset_write(g, name, ft, ft, rank, dims, buf, ctx);
+    hid_t sp = H5Screate_simple(rank, dims, NULL), d = -1;
+    if (sp >= 0)
+        d = H5Dcreate2(g, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (d < 0)
+        return lc_error("%s: cannot write dataset '%s': %s", ctx, name, h5_detail());
+    H5Dclose(d);
+    return 0;
+}
+
+static int write_sparse(hid_t g, const lc_tensor *t, const char *ctx)
+{
+    int nm = t->enc == LC_ENC_SPARSE_NM;
+    hsize_t rows = (hsize_t)t->shape[0], cols = (hsize_t)t->shape[1];
+    hsize_t K = nm ? cols / (hsize_t)t->sp_m * (hsize_t)t->sp_n : 0;
+    if (attr_str(g, "encoding", nm ? "sparse_nm" : "sparse_mask", ctx) ||
+        attr_i64_array(g, "shape", t->shape, t->ndim, ctx) || attr_i64(g, "nnz", t->sp_nnz, ctx) ||
+        (nm && (attr_int(g, "n", t->sp_n, ctx) || attr_int(g, "m", t->sp_m, ctx))) ||
+        attr_str(g, "value_encoding", t->bits ? "quant" : "dense", ctx))
+        return -1;
+    if (nm) {
+        hsize_t id[2] = {rows, (hsize_t)(t->sp_idx_bytes / rows)};
+        if (dset_write(g, "indices", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, id, t->sp_idx, ctx))
+            return -1;
+    } else {
+        hsize_t md[2] = {rows, (hsize_t)(t->sp_idx_bytes / rows)}, rd = rows + 1;
+        if (dset_write(g, "mask", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, md, t->sp_idx, ctx) ||
+            dset_write(g, "row_ptr", H5T_STD_U64LE, H5T_NATIVE_UINT64, 1, &rd, t->sp_row_ptr, ctx))
+            return -1;
+    }
+    if (!t->bits) {
+        hid_t ft = dtype_h5(t->dtype);
+        hsize_t vd[2] = {nm ? rows : (hsize_t)t->sp_nnz, K};
+        return attr_str(g, "dtype", lc_dtype_name(t->dtype), ctx) ||
+               sp_dset_write(g, "values", ft, nm ? 2 : 1, vd, t->data, ctx);
+    }
+    hsize_t cd[2] = {nm ? rows : (hsize_t)t->data_bytes, nm ? (hsize_t)(t->data_bytes / rows) : 0};
+    hsize_t sd[2] = {rows, cols / (hsize_t)t->group};
+    return attr_int(g, "bits", t->bits, ctx) || attr_int(g, "group", t->group, ctx) ||
+           attr_str(g, "form", qform_str(t->qform), ctx) || attr_str(g, "packing", sparse_packing(t), ctx) ||
+           sp_dset_write(g, "codes", H5T_STD_U8LE, nm ? 2 : 1, cd, t->data, ctx) ||
+           dset_write(g, "scales", t_f16, t_f16, 2, sd, t->scales, ctx) ||
+           (t->qform == LC_QF_MIN && dset_write(g, "mins", t_f16, t_f16, 2, sd, t->mins, ctx)) ||
+           (t->qform == LC_QF_ZERO && dset_write(g, "zeros", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, sd, t->zeros, ctx));
+}
+
+static int attr_read_i64(hid_t o, const char *n, int64_t *out, const char *ctx)
+{
+    long long v;
+    if (attr_read_num(o, n, H5T_NATIVE_LLONG, &v, ctx))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Attributes of a sparse tensor group -> t (counts derived, then checked by
+ * lc_tensor_validate in read_meta). */
+static int read_sparse_meta(hid_t g, lc_tensor *t, int nm, const char *ctx)
+{
+    char buf[32];
+    t->enc = nm ? LC_ENC_SPARSE_NM : LC_ENC_SPARSE_MASK;
+    if (t->ndim != 2)
+        return lc_error("%s: sparse tensors must be 2-D (rank %d)", ctx, t->ndim);
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    if (rows <= 0 || cols <= 0 || rows > ((int64_t)1 << 32) || cols > ((int64_t)1 << 32) ||
+        rows > ((int64_t)1 << 40) / cols)
+        return lc_error("%s: bad shape [%lld, %lld]", ctx, (long long)rows, (long long)cols);
+    if (attr_read_i64(g, "nnz", &t->sp_nnz, ctx) || attr_read_str(g, "value_encoding", buf, sizeof buf, ctx))
+        return -1;
+    if (t->sp_nnz < 0 || t->sp_nnz > rows * cols)
+        return lc_error("%s: nnz %lld outside [0, %lld]", ctx, (long long)t->sp_nnz, (long long)(rows * cols));
+    if (nm) {
+        if (attr_read_int(g, "n", &t->sp_n, ctx) || attr_read_int(g, "m", &t->sp_m, ctx))
+            return -1;
+        if (t->sp_m < 2 || t->sp_m > 16 || t->sp_n < 1 || t->sp_n >= t->sp_m || cols % t->sp_m)
+            return lc_error("%s: N:M %d:%d invalid for rows of %lld", ctx, t->sp_n, t->sp_m, (long long)cols);
+        t->sp_idx_bytes = (size_t)rows * lc_sparse_nm_idx_row_bytes(cols, t->sp_n, t->sp_m);
+    } else {
+        t->sp_idx_bytes = (size_t)rows * lc_sparse_mask_row_bytes(cols);
+    }
+    int64_t K = nm ? cols / t->sp_m * t->sp_n : 0;
+    if (!strcmp(buf, "dense")) {
+        if (read_dtype_attr(g, t, ctx))
+            return -1;
+        t->data_bytes = (size_t)t->sp_nnz * lc_dtype_size(t->dtype);
+        return 0;
+    }
+    if (strcmp(buf, "quant"))
+        return lc_error("%s: unknown sparse values kind '%s' (dense or quant)", ctx, buf);
+    if (read_quant_attrs(g, t, cols, ctx))
+        return -1;
+    if (attr_read_str(g, "packing", buf, sizeof buf, ctx))
+        return -1;
+    if (strcmp(buf, sparse_packing(t)))
+        return lc_error("%s: packing '%s', expected '%s'", ctx, buf, sparse_packing(t));
+    t->data_bytes = nm ? (size_t)rows * (size_t)((K * t->bits + 7) / 8) : (size_t)((t->sp_nnz * t->bits + 7) / 8);
+    t->n_groups = (size_t)(rows * (cols / t->group));
+    return 0;
+}
+
+/* Read a dataset of exactly count elements; an empty one is only checked. */
+static int sp_dset_read(hid_t g, const char *name, hid_t ft, size_t count, void *buf, const char *ctx)
+{
+    if (count)
+        return dset_read_exact(g, name, ft, count, buf, ctx);
+    long long n = dset_count(g, name, ctx);
+    if (n < 0)
+        return -1;
+    return n ? lc_error("%s: dataset '%s' holds %lld elements, expected 0", ctx, name, n) : 0;
+}
+
+/* Datasets of a sparse tensor whose metadata read_sparse_meta filled; the
+ * contents are validated before the tensor is handed out. */
+static int read_sparse_data(hid_t g, lc_tensor *t, const char *ctx)
+{
+    int nm = t->enc == LC_ENC_SPARSE_NM;
+    size_t rows = (size_t)t->shape[0];
+    /* element counts checked before allocating for them */
+    if (dset_plausible(g, nm ? "indices" : "mask", H5T_STD_U8LE, t->sp_idx_bytes, ctx) ||
+        (!nm && dset_plausible(g, "row_ptr", H5T_STD_U64LE, rows + 1, ctx)))
+        return -1;
+    if (!(t->sp_idx = lc_malloc(t->sp_idx_bytes)) ||
+        dset_read_exact(g, nm ? "indices" : "mask", H5T_STD_U8LE, t->sp_idx_bytes, t->sp_idx, ctx))
+        return -1;
+    if (!nm && (!(t->sp_row_ptr = lc_malloc((rows + 1) * 8)) ||
+                dset_read_exact(g, "row_ptr", H5T_STD_U64LE, rows + 1, t->sp_row_ptr, ctx)))
+        return -1;
+    /* element counts of the values before allocating for them */
+    if (dset_plausible(g, t->bits ? "codes" : "values", t->bits ? H5T_STD_U8LE : dtype_h5(t->dtype),
+                       t->bits ? t->data_bytes : (size_t)t->sp_nnz, ctx))
+        return -1;
+    if (t->data_bytes && !(t->data = lc_malloc(t->data_bytes)))
+        return -1;
+    if (!t->bits) {
+        if (sp_dset_read(g, "values", dtype_h5(t->dtype), (size_t)t->sp_nnz, t->data, ctx))
+            return -1;
+    } else {
+        size_t ng = t->n_groups;
+        if (sp_dset_read(g, "codes", H5T_STD_U8LE, t->data_bytes, t->data, ctx) || !(t->scales = lc_malloc(ng * 2)) ||
+            dset_read_exact(g, "scales", t_f16, ng, t->scales, ctx))
+            return -1;
+        if (t->qform == LC_QF_MIN &&
+            (!(t->mins = lc_malloc(ng * 2)) || dset_read_exact(g, "mins", t_f16, ng, t->mins, ctx)))
+            return -1;
+        if (t->qform == LC_QF_ZERO &&
+            (!(t->zeros = lc_malloc(ng)) || dset_read_exact(g, "zeros", H5T_STD_U8LE, ng, t->zeros, ctx)))
+            return -1;
+    }
+    if (lc_tensor_validate(t))
+        return lc_error_prefix("%s", ctx);
+    return 0;
+}
+
+int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
+{
+    if (!valid_name(t->name))
+        return lc_error("%s: invalid tensor name '%s'", c->path, t->name);
+    if (lc_tensor_validate(t))
+        return lc_error_prefix("%s", c->path);
+    if (lc_container_has_tensor(c, t->name))
+        return lc_error("%s: duplicate tensor '%s'", c->path, t->name);
+    char ctx[LC_NAME_MAX + 600];
+    snprintf(ctx, sizeof ctx, "%s: tensor '%s'", c->path, t->name);
+    hid_t g = H5Gcreate2(c->tensors, t->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (g < 0)
+        return lc_error("%s: cannot create group: %s", ctx, h5_detail());
+    int rc;
+    if (t->enc == LC_ENC_DENSE) {
+        hsize_t dims[LC_MAX_DIMS];
+        for (int i = 0; i < t->ndim; i++)
+            dims[i] = (hsize_t)t->shape[i];
+        hid_t ft = dtype_h5(t->dtype);
+        rc = attr_str(g, "encoding", "dense", ctx) || attr_str(g, "dtype", lc_dtype_name(t->dtype), ctx) ||
+             attr_i64_array(g, "shape", t->shape, t->ndim, ctx) ||
+             dset_write(g, "data", ft, ft, t->ndim, dims, t->data, ctx);
+    } else if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) {
+        rc = write_sparse(g, t, ctx);
+    } else {
+        int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t);
+        hsize_t cd[2] = {(hsize_t)rows, (hsize_t)(t->data_bytes / (size_t)rows)};
+        hsize_t sd[2] = {(hsize_t)rows, (hsize_t)(cols / t->group)};
+        const char *packing = t->bits == 8 ? "bytes" : t->bits == 4 ? "q4x32" : "lsb";
+        rc = attr_str(g, "encoding", "quant", ctx) || attr_i64_array(g, "shape", t->shape, t->ndim, ctx) ||
+             attr_int(g, "bits", t->bits, ctx) || attr_int(g, "group", t->group, ctx) ||
+             attr_str(g, "form", qform_str(t->qform), ctx) || attr_str(g, "packing", packing, ctx) ||
+             dset_write(g, "codes", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, cd, t->data, ctx) ||
+             dset_write(g, "scales", t_f16, t_f16, 2, sd, t->scales, ctx) ||
+             (t->qform == LC_QF_MIN && dset_write(g, "mins", t_f16, t_f16, 2, sd, t->mins, ctx)) ||
+             (t->qform == LC_QF_ZERO && dset_write(g, "zeros", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, sd, t->zeros, ctx));
+    }
+    H5Gclose(g);
+    if (rc)
+        return -1;
+    return add_name(c, t->name);
+}
+
+/* Read shape/encoding attributes of an open tensor group into t. */
+static int read_meta(hid_t g, lc_tensor *t, const char *ctx)
+{
+    char enc[32];
+    if (attr_read_str(g, "encoding", enc, sizeof enc, ctx))
+        return -1;
+    /* shape: 1-D int attribute of 1..4 entries */
+    if (H5Aexists(g, "shape") <= 0)
+        return lc_error("%s: missing attribute 'shape'", ctx);
+    hid_t a = H5Aopen(g, "shape", H5P_DEFAULT), sp = a >= 0 ? H5Aget_space(a) : -1, ty = a >= 0 ? H5Aget_type(a) : -1;
+    hssize_t nd = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    int ok = ty >= 0 && H5Tget_class(ty) == H5T_INTEGER && nd >= 1 && nd <= LC_MAX_DIMS &&
+             H5Aread(a, H5T_NATIVE_INT64, t->shape) >= 0;
+    if (ty >= 0)
+        H5Tclose(ty);
+    if (sp >= 0)
+        H5Sclose(sp);
+    if (a >= 0)
+        H5Aclose(a);
+    if (!ok)
+        return lc_error("%s: attribute 'shape' must list 1 to %d integers", ctx, LC_MAX_DIMS);
+    t->ndim = (int)nd;
+    if (strcmp(enc, "dense") == 0) {
+        t->enc = LC_ENC_DENSE;
+        if (read_dtype_attr(g, t, ctx))
+            return -1;
+        for (int i = 0; i < t->ndim; i++)
+            if (t->shape[i] <= 0 || t->shape[i] > ((int64_t)1 << 40))
+                return lc_error("%s: dimension %d is %lld", ctx, i, (long long)t->shape[i]);
+        t->data_bytes = (size_t)lc_tensor_numel(t) * lc_dtype_size(t->dtype);
+    } else if (strcmp(enc, "quant") == 0) {
+        t->enc = LC_ENC_QUANT;
+        if (t->ndim != 2)
+            return lc_error("%s: quantized tensors must be 2-D (rank %d)", ctx, t->ndim);
+        if (t->shape[0] <= 0 || t->shape[1] <= 0 || t->shape[0] > ((int64_t)1 << 32) ||
+            t->shape[1] > ((int64_t)1 << 32))
+            return lc_error("%s: bad shape [%lld, %lld]", ctx, (long long)t->shape[0], (long long)t->shape[1]);
+        if (read_quant_attrs(g, t, t->shape[1], ctx))
+            return -1;
+        t->data_bytes = (size_t)t->shape[0] * (size_t)((t->shape[1] * t->bits + 7) / 8);
+        t->n_groups = (size_t)(t->shape[0] * (t->shape[1] / t->group));
+    } else if (strcmp(enc, "sparse_nm") == 0 || strcmp(enc, "sparse_mask") == 0) {
+        if (read_sparse_meta(g, t, enc[7] == 'n', ctx))
+            return -1;
+    } else {
+        return lc_error("%s: unknown encoding '%s'", ctx, enc);
+    }
+    if (lc_tensor_validate(t))
+        return lc_error_prefix("%s", ctx);
+    return 0;
+}
+
+static hid_t open_tensor(lc_container *c, const char *name, lc_tensor *t, char *ctx, size_t nctx)
+{
+    memset(t, 0, sizeof *t);
+    snprintf(ctx, nctx, "%s: tensor '%s'", c->path, name);
+    if (!valid_name(name) || !lc_container_has_tensor(c, name)) {
+        lc_error("%s: no such tensor", ctx);
+        return -1;
+    }
+    snprintf(t->name, sizeof t->name, "%s", name);
+    hid_t g = H5Gopen2(c->tensors, name, H5P_DEFAULT);
+    if (g < 0)
+        lc_error("%s: cannot open: %s", ctx, h5_detail());
+    return g;
+}
+
+int lc_container_tensor_info(lc_container *c, const char *name, lc_tensor *t)
+{
+    char ctx[LC_NAME_MAX + 600];
+    hid_t g = open_tensor(c, name, t, ctx, sizeof ctx);
+    if (g < 0)
+        return -1;
+    int rc = read_meta(g, t, ctx);
+    H5Gclose(g);
+    return rc;
+}
+
+int lc_container_read_tensor(lc_container *c, const char *name, lc_tensor *t)
+{
+    char ctx[LC_NAME_MAX + 600];
+    hid_t g = open_tensor(c, name, t, ctx, sizeof ctx);
+    if (g < 0)
+        return -1;
+    int rc = -1;
+    if (read_meta(g, t, ctx))
+        goto out;
+    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) {
+        rc = read_sparse_data(g, t, ctx);
+        goto out;
+    }
+    if (t->enc == LC_ENC_DENSE ? dset_plausible(g, "data", dtype_h5(t->dtype), (size_t)lc_tensor_numel(t), ctx)
+                               : dset_plausible(g, "codes", H5T_STD_U8LE, t->data_bytes, ctx))
+        goto out;
+    if (!(t->data = lc_malloc(t->data_bytes)))
+        goto out;
+    if (t->enc == LC_ENC_DENSE) {
+        if (dset_read_exact(g, "data", dtype_h5(t->dtype), (size_t)lc_tensor_numel(t), t->data, ctx))
+            goto out;
+    } else {
+        size_t ng = t->n_groups;
+        if (!(t->scales = lc_malloc(ng * 2)) ||
+            dset_read_exact(g, "codes", H5T_STD_U8LE, t->data_bytes, t->data, ctx) ||
+            dset_read_exact(g, "scales", t_f16, ng, t->scales, ctx))
+            goto out;
+        if (t->qform == LC_QF_MIN &&
+            (!(t->mins = lc_malloc(ng * 2)) || dset_read_exact(g, "mins", t_f16, ng, t->mins, ctx)))
+            goto out;
+        if (t->qform == LC_QF_ZERO &&
+            (!(t->zeros = lc_malloc(ng)) || dset_read_exact(g, "zeros", H5T_STD_U8LE, ng, t->zeros, ctx)))
+            goto out;
+        if (t->qform == LC_QF_ZERO)
+            for (size_t i = 0; i < ng; i++)
+                if (t->zeros[i] >= (1u << t->bits)) {
+                    lc_error("%s: zero point %u out of range for %d bits", ctx, t->zeros[i], t->bits);
+                    goto out;
+                }
+    }
+    rc = 0;
+out:
+    H5Gclose(g);
+    if (rc)
+        lc_tensor_release(t);
+    return rc;
+}
+
+int lc_container_copy_tensor(lc_container *src, lc_container *dst, const char *name)
+{
+    if (!valid_name(name) || !lc_container_has_tensor(src, name))
+        return lc_error("%s: no tensor '%s'", src->path, name);
+    if (lc_container_has_tensor(dst, name))
+        return lc_error("%s: duplicate tensor '%s'", dst->path, name);
+    if (H5Ocopy(src->tensors, name, dst->tensors, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
+        return lc_error("cannot copy tensor '%s' from %s: %s", name, src->path, h5_detail());
+    return add_name(dst, name);
+}
+
+/* ---- lineage -------------------------------------------------------------- */
+
+/* Compound type of variable-length strings, one per field. */
+static hid_t lineage_type(void)
+{
+    hid_t s = H5Tcopy(H5T_C_S1);
+    H5Tset_size(s, H5T_VARIABLE);
+    H5Tset_cset(s, H5T_CSET_UTF8);
+    hid_t t = H5Tcreate(H5T_COMPOUND, sizeof(lc_lineage_row));
+    H5Tinsert(t, "tool", HOFFSET(lc_lineage_row, tool), s);
+    H5Tinsert(t, "version", HOFFSET(lc_lineage_row, version), s);
+    H5Tinsert(t, "args", HOFFSET(lc_lineage_row, args), s);
+    H5Tinsert(t, "input", HOFFSET(lc_lineage_row, input), s);
+    H5Tinsert(t, "time", HOFFSET(lc_lineage_row, time), s);
+    H5Tinsert(t, "note", HOFFSET(lc_lineage_row, note), s);
+    H5Tclose(s);
+    return t;
+}
+
+void lc_lineage_free(lc_lineage_row *rows, size_t n)
+{
+    for (size_t i = 0; rows && i < n; i++) {
+        free(rows[i].tool);
+        free(rows[i].version);
+        free(rows[i].args);
+        free(rows[i].input);
+        free(rows[i].time);
+        free(rows[i].note);
+    }
+    free(rows);
+}
+
+static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+
+int lc_container_read_lineage(lc_container *c, lc_lineage_row **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    if (H5Lexists(c->file, "lineage", H5P_DEFAULT) <= 0)
+        return 0;
+    char ctx[600];
+    snprintf(ctx, sizeof ctx, "%s: /lineage", c->path);
+    hid_t d = H5Dopen2(c->file, "lineage", H5P_DEFAULT);
+    if (d < 0)
+        return lc_error("%s: cannot open: %s", ctx, h5_detail());
+    hid_t sp = H5Dget_space(d), mt = lineage_type(), ft = H5Dget_type(d);
+    hssize_t cnt = sp >= 0 ? H5Sget_simple_extent_npoints(sp) : -1;
+    int rc = -1;
+    lc_lineage_row *raw = NULL, *out = NULL;
+    if (ft < 0 || H5Tget_class(ft) != H5T_COMPOUND || H5Tget_nmembers(ft) != 6) {
+        lc_error("%s: not a table of 6 string columns", ctx);
+        goto done;
+    }
+    if (cnt < 0 || cnt > 100000) {
+        lc_error("%s: bad row count %lld", ctx, (long long)cnt);
+        goto done;
+    }
+    if (cnt == 0) {
+        rc = 0;
+        goto done;
+    }
+    raw = calloc((size_t)cnt, sizeof *raw);
+    out = calloc((size_t)cnt, sizeof *out);
+    if (!raw || !out) {
+        lc_error("out of memory");
+        goto done;
+    }
+    if (H5Dread(d, mt, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw) < 0) {
+        lc_error("%s: cannot read: %s", ctx, h5_detail());
+        goto done;
+    }
+    for (hssize_t i = 0; i < cnt; i++) {
+        out[i].tool = dup_or_empty(raw[i].tool);
+        out[i].version = dup_or_empty(raw[i].version);
+        out[i].args = dup_or_empty(raw[i].args);
+        out[i].input = dup_or_empty(raw[i].input);
+        out[i].time = dup_or_empty(raw[i].time);
+        out[i].note = dup_or_empty(raw[i].note);
+    }
+    H5Dvlen_reclaim(mt, sp, H5P_DEFAULT, raw);
+    *rows = out, *n = (size_t)cnt, out = NULL;
+    rc = 0;
+done:
+    free(raw);
+    lc_lineage_free(out, out ? (size_t)cnt : 0);
+    if (ft >= 0)
+        H5Tclose(ft);
+    H5Tclose(mt);
+    if (sp >= 0)
+        H5Sclose(sp);
+    H5Dclose(d);
+    return rc;
+}
+
+char *lc_argv_join(int argc, char **argv)
+{
+    size_t n = 1;
+    for (int i = 0; i < argc; i++)
+        n += strlen(argv[i]) * 4 + 3;
+    char *s = malloc(n), *p = s;
+    if (!s)
+        return NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        int plain = *a != 0;
+        for (const char *q = a; *q; q++)
+            if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%", *q))
+                plain = 0;
+        if (i)
+            *p++ = ' ';
+        if (plain) {
+            p += sprintf(p, "%s", a);
+        } else { /* single-quote, escaping embedded quotes as '\'' */
+            *p++ = '\'';
+            for (const char *q = a; *q; q++) {
+                if (*q == '\'')
+                    p += sprintf(p, "'\\''");
+                else
+                    *p++ = *q;
+            }
+            *p++ = '\'';
+        }
+    }
+    *p = 0;
+    return s;
+}
+
+int lc_container_add_lineage(lc_container *dst, lc_container *src, const char *tool, int argc, char **argv,
+                             const char *input_digest, const char *note)
+{
+    lc_lineage_row *rows = NULL;
+    size_t n = 0;
+    if (src && lc_container_read_lineage(src, &rows, &n))
+        return -1;
+    lc_lineage_row *all = realloc(rows, (n + 1) * sizeof *all);
+    if (!all) {
+        lc_lineage_free(rows, n);
+        return lc_error("out of memory");
+    }
+    char tbuf[32], dbuf[40];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(tbuf, sizeof tbuf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *dg = input_digest ? input_digest : src ? lc_container_digest(src) : "";
+    snprintf(dbuf, sizeof dbuf, "%s%s", dg[0] ? "xxh64:" : "", dg);
+    lc_lineage_row *r = &all[n];
+    r->tool = strdup(tool);
+    r->version = strdup(LC_VERSION);
+    r->args = lc_argv_join(argc, argv);
+    r->input = strdup(dbuf);
+    r->time = strdup(tbuf);
+    r->note = strdup(note ? note : "");
+    n++;
+    int rc = -1;
+    if (!r->tool || !r->version || !r->args || !r->input || !r->time || !r->note) {
+        lc_error("out of memory");
+    } else {
+        hid_t t = lineage_type();
+        hsize_t dims = n;
+        rc = dset_write(dst->file, "lineage", t, t, 1, &dims, all, dst->path);
+        H5Tclose(t);
+    }
+    lc_lineage_free(all, n);
+    return rc;
+}

@@ -1,0 +1,537 @@
+/* Integer-activation matvec for 4- and 8-bit weights (see kernels_q8.h). */
+#include "kernels/kernels_q8.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int have_vnni(void) { return lc_cpu()->vnni; }
+static int have_vbmi(void) { return lc_cpu()->vbmi; }
+static int have_vbmi2(void) { return lc_cpu()->vbmi2; }
+
+/* Bitmask sparse with 4-bit codes, groups of whole 32-column blocks. */
+static int maskq_layout_ok(const lc_wmat *w)
+{
+    return w->fmt == LC_WF_MASK_Q && w->bits == 4 && w->group % 32 == 0 && w->cols % 32 == 0;
+}
+
+/* 2:4 with 4-bit codes in q4x32 blocks, groups of 32 * 2^k columns, rows
+ * of whole 128-column steps: the sparse format the integer kernel handles
+ * (other N:M layouts keep the f32-activation kernels of sparse.c). */
+static int nmq_layout_ok(const lc_wmat *w)
+{
+    int bpg = w->group / 32;
+    return w->fmt == LC_WF_NM_Q && w->sp_n == 2 && w->sp_m == 4 && w->bits == 4 && w->q4x32 && w->group % 32 == 0 &&
+           (bpg & (bpg - 1)) == 0 && w->cols % 128 == 0;
+}
+
+int lc_q8x_supported(const lc_wmat *w, lc_isa isa)
+{
+    if (isa < LC_ISA_AVX512 || !have_vnni() || w->cols % 32 || w->group % 32)
+        return 0;
+    if (w->fmt == LC_WF_Q4 || w->fmt == LC_WF_Q8)
+        return 1;
+    return (nmq_layout_ok(w) && have_vbmi()) || (maskq_layout_ok(w) && have_vbmi2());
+}
+
+void lc_xq_release(lc_xq *xq)
+{
+    free(xq->q);
+    free(xq->d);
+    free(xq->s);
+    free(xq->ds);
+    memset(xq, 0, sizeof *xq);
+}
+
+/* One block of 32: scale, codes, code sum (scalar; the reference). */
+static void xq_block_ref(lc_xq *xq, const float *xb, int b)
+{
+    float amax = 0;
+    for (int k = 0; k < 32; k++)
+        amax = fmaxf(amax, fabsf(xb[k]));
+    float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+    int32_t sum = 0;
+    for (int k = 0; k < 32; k++) {
+        int q = (int)lrintf(xb[k] * id);
+        xq->q[b * 32 + k] = (int8_t)q;
+        sum += q;
+    }
+    xq->d[b] = d;
+    xq->s[b] = sum;
+    xq->ds[b] = d * (float)sum;
+}
+
+/* The same arithmetic, 32 values in two vectors (cvtps rounds to nearest
+ * even as lrintf does in the default rounding mode). */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl"))) static void xq_block_avx512(lc_xq *xq, const float *xb,
+                                                                                      int b)
+{
+    __m512 a = _mm512_loadu_ps(xb), c = _mm512_loadu_ps(xb + 16);
+    float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(c)));
+    float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
+    __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(id)));
+    __m512i qc = _mm512_cvtps_epi32(_mm512_mul_ps(c, _mm512_set1_ps(id)));
+    _mm_storeu_si128((__m128i *)(xq->q + b * 32), _mm512_cvtepi32_epi8(qa));
+    _mm_storeu_si128((__m128i *)(xq->q + b * 32 + 16), _mm512_cvtepi32_epi8(qc));
+    int32_t sum = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qc));
+    xq->d[b] = d;
+    xq->s[b] = sum;
+    xq->ds[b] = d * (float)sum;
+}
+
+int lc_xq_prepare(lc_xq *xq, const float *x, int n)
+{
+    if (n % 32)
+        return lc_error("lc_xq_prepare: %d is not a multiple of 32", n);
+    if (n > xq->cap) {
+        lc_xq_release(xq);
+        xq->q = lc_malloc((size_t)n);
+        xq->d = lc_malloc((size_t)(n / 32) * sizeof *xq->d);
+        xq->s = lc_malloc((size_t)(n / 32) * sizeof *xq->s);
+        xq->ds = lc_malloc((size_t)(n / 32) * sizeof *xq->ds);
+        if (!xq->q || !xq->d || !xq->s || !xq->ds) {
+            lc_xq_release(xq);
+            return -1;
+        }
+        xq->cap = n;
+    }
+    xq->n = n;
+    int fast = have_vnni();
+    for (int b = 0; b < n / 32; b++) {
+        if (fast)
+            xq_block_avx512(xq, x + b * 32, b);
+        else
+            xq_block_ref(xq, x + b * 32, b);
+    }
+    return 0;
+}
+
+/* Scalar quantization of x, for tests of the vector path. */
+int lc_xq_prepare_ref(lc_xq *xq, const float *x, int n)
+{
+    if (lc_xq_prepare(xq, x, n))
+        return -1;
+    for (int b = 0; b < n / 32; b++)
+        xq_block_ref(xq, x + b * 32, b);
+    return 0;
+}
+
+/* The group parameters of row r, group g: scale, and either the integer
+ * offset z (sym/zero) or the f32 min (min form). */
+static inline void group_params(const lc_wmat *w, int64_t r, int64_t g, float *s, int *z, float *m)
+{
+    size_t gi = (size_t)r * (size_t)w->gpr + (size_t)g;
+    *s = lc_f16_to_f32(w->scales[gi]);
+    *m = 0;
+    *z = 0;
+    if (w->qform == LC_QF_SYM)
+        *z = 1 << (w->bits - 1);
+    else if (w->qform == LC_QF_ZERO)
+        *z = w->zeros[gi];
+    else
+        *m = lc_f16_to_f32(w->mins[gi]);
+}
+
+/* code k of a 32-code block starting at byte p */
+static inline int code_at(const lc_wmat *w, const uint8_t *p, int k)
+{
+    if (w->fmt == LC_WF_Q8)
+        return p[k];
+    return k < 16 ? (p[k] & 15) : (p[k - 16] >> 4);
+}
+
+/* Sparse 4-bit codes, per 32-column activation block b: the dot product of
+ * the block's kept codes with their activations and the sum of those
+ * activations S'_b (which replaces S_b in the corrections of kernels_q8.h).
+ *   2:4, q4x32 codes: kept value k of a row is code k (block k/32, byte
+ *     k%16 of it, low nibble for k%32 < 16) at dense column 4*(k/2) + idx_k,
+ *     idx_k the 2-bit field k of the row's index stream; block b holds
+ *     values 16b .. 16b+15.
+ *   bitmask: row r's kept values are the nibbles row_ptr[r].. of one
+ *     LSB-first stream (nibble v = byte v/2, high half for odd v), in column
+ *     order; bit c%8 of mask byte c/8 marks column c kept. */
+static void sparse_q8x_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
+{
+    int nb = (int)(w->cols / 32), bpg = w->group / 32, nm = w->fmt == LC_WF_NM_Q;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *ix = w->idx + (size_t)r * w->idx_row_bytes;
+        const uint8_t *row = nm ? w->data + (size_t)r * w->row_bytes : NULL;
+        uint64_t v = nm ? 0 : w->row_ptr[r];
+        float acc = 0;
+        for (int b = 0; b < nb; b++) {
+            float s, m;
+            int z;
+            group_params(w, r, b / bpg, &s, &z, &m);
+            int32_t dot = 0, sum = 0;
+            if (nm) {
+                for (int k = 16 * b; k < 16 * b + 16; k++) {
+                    int i = k % 32, u = i < 16 ? row[(k / 32) * 16 + i] & 15 : row[(k / 32) * 16 + i - 16] >> 4;
+                    int q = xq->q[4 * (k / 2) + (ix[k / 4] >> (2 * (k % 4)) & 3)];
+                    dot += u * q;
+                    sum += q;
+                }
+            } else {
+                for (int c = 32 * b; c < 32 * b + 32; c++)
+                    if (ix[c / 8] >> (c % 8) & 1) {
+                        int u = w->data[v / 2] >> (4 * (v % 2)) & 15, q = xq->q[c];
+                        dot += u * q;
+                        sum += q;
+                        v++;
+                    }
+            }
+            acc += xq->d[b] * (s * (float)(dot - z * sum) + m * (float)sum);
+        }
+        y[r] = acc;
+    }
+}
+
+void lc_matvec_q8x_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
+{
+    if (w->fmt == LC_WF_NM_Q || w->fmt == LC_WF_MASK_Q) {
+        sparse_q8x_ref(w, xq, y, r0, r1);
+        return;
+    }
+    int nb = (int)(w->cols / 32), bpg = w->group / 32, bb = w->fmt == LC_WF_Q8 ? 32 : 16;
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        float acc = 0;
+        for (int b = 0; b < nb; b++) {
+            float s, m;
+            int z;
+            group_params(w, r, b / bpg, &s, &z, &m);
+            const int8_t *q = xq->q + b * 32;
+            int32_t dot = 0;
+            for (int k = 0; k < 32; k++)
+                dot += code_at(w, row + (size_t)b * bb, k) * q[k];
+            acc += xq->d[b] * (s * (float)(dot - z * xq->s[b]) + m * (float)xq->s[b]);
+        }
+        y[r] = acc;
+    }
+}
+
+/* Two 32-code blocks as 64 unsigned bytes in code order. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) static inline __m512i load2(const lc_wmat *w, const uint8_t *p)
+{
+    if (w->fmt == LC_WF_Q8)
+        return _mm512_loadu_si512((const void *)p);
+    __m256i v = _mm256_loadu_si256((const __m256i *)p); /* [blk0 16 B | blk1 16 B] */
+    __m256i lo = _mm256_and_si256(v, _mm256_set1_epi8(15));
+    __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm256_set1_epi8(15));
+    __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1); /* [lo0 lo1 hi0 hi1] */
+    return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));        /* [lo0 hi0 lo1 hi1] */
+}
+
+/* Groups of 32 * bpg codes with bpg in {1, 2, 4, 8, 16}: 16 blocks at a
+ * time, the group parameters loaded once per chunk and spread to the blocks
+ * by a lane permutation, the per-block scales s_g d_b in one vector, the
+ * per-pair broadcast by another permutation. */
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) static void
+q8x_fast_avx512(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
+{
+    int nb = (int)(w->cols / 32), bb = w->fmt == LC_WF_Q8 ? 32 : 16, bpg = w->group / 32, gpr = w->gpr;
+    __m512i pidx[8], gidx;
+    for (int p = 0; p < 8; p++)
+        pidx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1);
+    int32_t gi[16];
+    for (int j = 0; j < 16; j++)
+        gi[j] = j / bpg;
+    gidx = _mm512_loadu_si512((const void *)gi);
+    float zsym = (float)(1 << (w->bits - 1));
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        size_t goff = (size_t)r * (size_t)gpr;
+        __m512 acc = _mm512_setzero_ps(), vcorr = _mm512_setzero_ps();
+        for (int b0 = 0; b0 < nb; b0 += 16) {
+            int nbk = nb - b0 < 16 ? nb - b0 : 16, g0 = b0 / bpg, ng = (nbk + bpg - 1) / bpg;
+            __mmask16 k = (__mmask16)((1u << nbk) - 1), kg = (__mmask16)((1u << ng) - 1);
+            __m512 sg = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(kg, w->scales + goff + g0)), og;
+            if (w->qform == LC_QF_SYM)
+                og = _mm512_mul_ps(sg, _mm512_set1_ps(-zsym));
+            else if (w->qform == LC_QF_MIN)
+                og = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(kg, w->mins + goff + g0));
+            else
+                og = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), sg),
+                                   _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(kg, w->zeros + goff + g0))));
+            __m512 sv = bpg == 1 ? sg : _mm512_permutexvar_ps(gidx, sg);
+            __m512 ov = bpg == 1 ? og : _mm512_permutexvar_ps(gidx, og);
+            __m512 sbv = _mm512_maskz_mul_ps(k, sv, _mm512_maskz_loadu_ps(k, xq->d + b0));
+            vcorr = _mm512_fmadd_ps(_mm512_maskz_mov_ps(k, ov), _mm512_maskz_loadu_ps(k, xq->ds + b0), vcorr);
+            int p = 0;
+            for (; 2 * p + 2 <= nbk; p++) {
+                int b = b0 + 2 * p;
+                __m512i u = load2(w, row + (size_t)b * bb);
+                __m512i q = _mm512_loadu_si512((const void *)(xq->q + b * 32));
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, q);
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(pidx[p], sbv), acc);
+            }
+            if (2 * p < nbk) { /* an odd last block */
+                int b = b0 + 2 * p;
+                const int8_t *q = xq->q + b * 32;
+                int32_t dot = 0;
+                for (int kk = 0; kk < 32; kk++)
+                    dot += code_at(w, row + (size_t)b * bb, kk) * q[kk];
+                float sbb[16];
+                _mm512_storeu_ps(sbb, sbv);
+                vcorr = _mm512_add_ps(vcorr, _mm512_maskz_mov_ps(1, _mm512_set1_ps(sbb[2 * p] * (float)dot)));
+            }
+        }
+        y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc, vcorr));
+    }
+}
+
+#define Q8X_MAX_BLOCKS 1024 /* cols up to 32768 on the fast path */
+
+__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,f16c"))) static void q8x_avx512(const lc_wmat *w,
+                                                                                     const lc_xq *xq, float *y,
+                                                                                     int64_t r0, int64_t r1)
+{
+    int nb = (int)(w->cols / 32), bpg = w->group / 32, bb = w->fmt == LC_WF_Q8 ? 32 : 16;
+    if (nb > Q8X_MAX_BLOCKS) {
+        lc_matvec_q8x_ref(w, xq, y, r0, r1);
+        return;
+    }
+    float sb[Q8X_MAX_BLOCKS + 1], gs[Q8X_MAX_BLOCKS], go[Q8X_MAX_BLOCKS];
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes;
+        /* per group: scale s and offset o = m - s z (the term multiplying S_b) */
+        const uint16_t *sc16 = w->scales + (size_t)r * (size_t)w->gpr;
+        int gpr = w->gpr, g = 0;
+        for (; g + 16 <= gpr; g += 16)
+            _mm512_storeu_ps(gs + g, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(sc16 + g))));
+        for (; g < gpr; g++)
+            gs[g] = lc_f16_to_f32(sc16[g]);
+        /* offsets o = m - s z per group (the term multiplying d_b S_b) */
+        if (w->qform == LC_QF_SYM) {
+            float z = (float)(1 << (w->bits - 1));
+            for (g = 0; g < gpr; g++)
+                go[g] = -gs[g] * z;
+        } else {
+            const uint8_t *zr = w->zeros ? w->zeros + (size_t)r * (size_t)gpr : NULL;
+            const uint16_t *mr = w->mins ? w->mins + (size_t)r * (size_t)gpr : NULL;
+            for (g = 0; g < gpr; g++)
+                go[g] = w->qform == LC_QF_MIN ? lc_f16_to_f32(mr[g]) : -gs[g] * (float)zr[g];
+        }
+        /* per block: sb = s_g d_b; corr = sum_b o_g d_b S_b */
+        float corr = 0;
+        if (bpg == 1) {
+            __m512 vc = _mm512_setzero_ps();
+            int k = 0;
+            for (; k + 16 <= nb; k += 16) {
+                _mm512_storeu_ps(sb + k, _mm512_mul_ps(_mm512_loadu_ps(gs + k), _mm512_loadu_ps(xq->d + k)));
+                vc = _mm512_fmadd_ps(_mm512_loadu_ps(go + k), _mm512_loadu_ps(xq->ds + k), vc);
+            }
+            for (; k < nb; k++) {
+                sb[k] = gs[k] * xq->d[k];
+                corr += go[k] * xq->ds[k];
+            }
+            corr += _mm512_reduce_add_ps(vc);
+        } else {
+            for (g = 0; g < gpr; g++)
+                for (int k = g * bpg; k < (g + 1) * bpg; k++) {
+                    sb[k] = gs[g] * xq->d[k];
+                    corr += go[g] * xq->ds[k];
+                }
+        }
+        sb[nb] = 0;
+        __m512 acc = _mm512_setzero_ps();
+        int b = 0;
+        for (; b + 2 <= nb; b += 2) {
+            __m512i u = load2(w, row + (size_t)b * bb);
+            __m512i q = _mm512_loadu_si512((const void *)(xq->q + b * 32));
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, q); /* lanes 0-7: blk b, 8-15: b+1 */
+            __m512 scv = _mm512_insertf32x8(_mm512_set1_ps(sb[b]), _mm256_set1_ps(sb[b + 1]), 1);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scv, acc);
+        }
+        float tail = 0;
+        if (b < nb) { /* an odd last block */
+            const int8_t *q = xq->q + b * 32;
+            int32_t dot = 0;
+            for (int k = 0; k < 32; k++)
+                dot += code_at(w, row + (size_t)b * bb, k) * q[k];
+            tail = sb[b] * (float)dot;
+        }
+        y[r] = _mm512_reduce_add_ps(acc) + tail + corr;
+    }
+}
+
+/* 2:4 sparse, 4-bit: 128 dense columns (4 activation blocks, 64 kept
+ * codes, 32 code bytes, 16 index bytes) per step.  The 64 kept activations
+ * are gathered from the 128 quantized ones with one two-register byte
+ * permute (vpermt2b); its indices 4*(k/2) + idx_k come from the index
+ * stream by vpmultishiftqb (byte k takes bits 2k.. of its qword).  Then
+ * vpdpbusd gives per lane (4 kept values; lanes 4i..4i+3 = block i) the
+ * code dot product and, against a vector of ones, the kept-activation sum
+ * S'; both are scaled per lane: acc += dot * s_g d_b + S' * o_g d_b with
+ * o = -s z or m.  Up to 4 rows share the activation loads; each row runs
+ * the same arithmetic alone or in a block, so y[r] does not depend on the
+ * row split.  Groups of 32 * 2^k columns, rows of whole steps
+ * (nmq_layout_ok). */
+#define T_VBMI "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,f16c"
+
+__attribute__((target(T_VBMI))) static inline void nmq_rows_avx512(const lc_wmat *w, const lc_xq *xq, float *y,
+                                                                   int64_t r, int R, const __m512i *lidx)
+{
+    const int64_t nstep = w->cols / 128;
+    const int bpg = w->group / 32, ng = bpg >= 4 ? 1 : 4 / bpg, gpr = w->gpr;
+    const __mmask16 kg = (__mmask16)((1u << ng) - 1);
+    const __m512i q64 = _mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1);
+    /* byte k: shift 2*(k%32); OR base 4*(k/2) after masking to 2 bits */
+    const __m512i ctrl = _mm512_set_epi8(62, 60, 58, 56, 54, 52, 50, 48, 46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26,
+                                         24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0, 62, 60, 58, 56, 54, 52, 50, 48,
+                                         46, 44, 42, 40, 38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8,
+                                         6, 4, 2, 0);
+    const __m512i base = _mm512_set_epi8(124, 124, 120, 120, 116, 116, 112, 112, 108, 108, 104, 104, 100, 100, 96, 96,
+                                         92, 92, 88, 88, 84, 84, 80, 80, 76, 76, 72, 72, 68, 68, 64, 64, 60, 60, 56, 56,
+                                         52, 52, 48, 48, 44, 44, 40, 40, 36, 36, 32, 32, 28, 28, 24, 24, 20, 20, 16, 16,
+                                         12, 12, 8, 8, 4, 4, 0, 0);
+    const __m512i m3 = _mm512_set1_epi8(3), ones = _mm512_set1_epi8(1), m4 = _mm512_set1_epi8(15);
+    const __m512i dlidx = lidx[0], glidx = lidx[1];
+    const float zsym = (float)(1 << (w->bits - 1));
+    __m512 acc[4];
+    const uint8_t *p[4], *ix[4];
+#pragma GCC unroll 4
+    for (int k = 0; k < R; k++) {
+        p[k] = w->data + (size_t)(r + k) * w->row_bytes;
+        ix[k] = w->idx + (size_t)(r + k) * w->idx_row_bytes;
+        acc[k] = _mm512_setzero_ps();
+    }
+    for (int64_t j = 0; j < nstep; j++) {
+        const __m512i a0 = _mm512_loadu_si512((const void *)(xq->q + 128 * j));
+        const __m512i a1 = _mm512_loadu_si512((const void *)(xq->q + 128 * j + 64));
+        const __m512 dv = _mm512_permutexvar_ps(dlidx, _mm512_castps128_ps512(_mm_loadu_ps(xq->d + 4 * j)));
+        const int64_t g0 = 4 * j / bpg;
+#pragma GCC unroll 4
+        for (int k = 0; k < R; k++) {
+            __m256i v = _mm256_loadu_si256((const __m256i *)(p[k] + 32 * j));
+            __m256i lo = _mm256_and_si256(v, _mm512_castsi512_si256(m4));
+            __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), _mm512_castsi512_si256(m4));
+            __m512i u = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+            u = _mm512_shuffle_i64x2(u, u, _MM_SHUFFLE(3, 1, 2, 0)); /* codes in kept order */
+            __m512i iv = _mm512_permutexvar_epi64(q64, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(ix[k] + 16 * j))));
+            __m512i sel = _mm512_ternarylogic_epi32(_mm512_multishift_epi64_epi8(ctrl, iv), m3, base, 0xEA); /* (a & b) | c */
+            __m512i xg = _mm512_permutex2var_epi8(a0, sel, a1);
+            __m512 dot = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), u, xg));
+            __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, xg));
+            size_t goff = (size_t)(r + k) * (size_t)gpr + (size_t)g0;
+            __m512 sg = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(kg, w->scales + goff));
+            __m512 og;
+            if (w->qform == LC_QF_SYM)
+                og = _mm512_mul_ps(sg, _mm512_set1_ps(-zsym));
+            else if (w->qform == LC_QF_MIN)
+                og = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(kg, w->mins + goff));
+            else
+                og = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), sg),
+                                   _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(kg, w->zeros + goff))));
+            __m512 sb = _mm512_mul_ps(_mm512_permutexvar_ps(glidx, sg), dv);
+            __m512 ob = _mm512_mul_ps(_mm512_permutexvar_ps(glidx, og), dv);
+            acc[k] = _mm512_fmadd_ps(dot, sb, acc[k]);
+            acc[k] = _mm512_fmadd_ps(sum, ob, acc[k]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int k = 0; k < R; k++)
+        y[r + k] = _mm512_reduce_add_ps(acc[k]);
+}
+
+__attribute__((target(T_VBMI))) static void nmq_avx512(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0,
+                                                       int64_t r1)
+{
+    int bpg = w->group / 32;
+    int32_t li[2][16];
+    for (int l = 0; l < 16; l++) {
+        li[0][l] = l / 4;                    /* lane -> activation block of the step */
+        li[1][l] = bpg >= 4 ? 0 : l / 4 / bpg; /* lane -> group of the step */
+    }
+    __m512i lidx[2] = {_mm512_loadu_si512((const void *)li[0]), _mm512_loadu_si512((const void *)li[1])};
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4)
+        nmq_rows_avx512(w, xq, y, r, 4, lidx);
+    for (; r < r1; r++)
+        nmq_rows_avx512(w, xq, y, r, 1, lidx);
+}
+
+/* Bitmask sparse, 4-bit codes: per 32-column block, the kept activations
+ * are packed to the front by vpcompressb under the block's 32 mask bits;
+ * the block's k codes are the next k nibbles of the stream - at most 17
+ * bytes, read with a masked load (nothing past them is touched), widened
+ * to one byte per nibble and shifted by one nibble for an odd start (one
+ * vpermb).  Lanes past k meet zero activations.  Then as for 2:4: dot and
+ * kept-activation sum by vpdpbusd, scaled per block in f32 lanes. */
+#define T_VBMI2 "avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512vbmi,avx512vbmi2,f16c,fma,popcnt"
+
+__attribute__((target(T_VBMI2))) static void maskq_avx512(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0,
+                                                          int64_t r1)
+{
+    const int nb = (int)(w->cols / 32), bpg = w->group / 32;
+    const __m512i c0f = _mm512_set1_epi16(0x0F0F);
+    const __m256i ones = _mm256_set1_epi8(1);
+    __m512i shift[2];
+    {
+        uint8_t id[2][64];
+        for (int i = 0; i < 64; i++)
+            id[0][i] = (uint8_t)i, id[1][i] = (uint8_t)((i + 1) & 63);
+        shift[0] = _mm512_loadu_si512((const void *)id[0]);
+        shift[1] = _mm512_loadu_si512((const void *)id[1]);
+    }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *ix = w->idx + (size_t)r * w->idx_row_bytes;
+        uint64_t v = w->row_ptr[r];
+        size_t goff = (size_t)r * (size_t)w->gpr;
+        __m256 acc = _mm256_setzero_ps();
+        for (int b = 0; b < nb; b++) {
+            uint32_t m;
+            memcpy(&m, ix + 4 * b, 4);
+            int k = __builtin_popcount(m);
+            if (!k)
+                continue;
+            __m256i xc = _mm256_maskz_compress_epi8(m, _mm256_loadu_si256((const __m256i *)(xq->q + 32 * b)));
+            int odd = (int)(v & 1), nbytes = (odd + k + 1) >> 1;
+            __m256i raw = _mm256_maskz_loadu_epi8((__mmask32)((1ull << nbytes) - 1), w->data + v / 2);
+            __m512i wide = _mm512_cvtepu8_epi16(raw);
+            __m512i nib = _mm512_ternarylogic_epi32(wide, _mm512_slli_epi16(wide, 4), c0f, 0xA8); /* (a | b) & c */
+            __m256i u = _mm512_castsi512_si256(_mm512_permutexvar_epi8(shift[odd], nib));
+            __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, xc);
+            __m256i sum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, xc);
+            size_t gi = goff + (size_t)(b / bpg);
+            float d = xq->d[b], sc = _cvtsh_ss(w->scales[gi]);
+            if (w->qform == LC_QF_MIN) { /* d (s dot + m S') */
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_set1_ps(sc * d), acc);
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(_cvtsh_ss(w->mins[gi]) * d), acc);
+            } else { /* d s (dot - z S'), the difference exact in int32 */
+                __m256i zs = w->qform == LC_QF_SYM ? _mm256_slli_epi32(sum, w->bits - 1)
+                                                   : _mm256_mullo_epi32(sum, _mm256_set1_epi32(w->zeros[gi]));
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(dot, zs)), _mm256_set1_ps(sc * d), acc);
+            }
+            v += (uint64_t)k;
+        }
+        __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+        h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        y[r] = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+    }
+}
+
+void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1)
+{
+    int bpg = w->group / 32;
+    if (w->fmt == LC_WF_MASK_Q) {
+        if (have_vnni() && have_vbmi2() && maskq_layout_ok(w))
+            maskq_avx512(w, xq, y, r0, r1);
+        else
+            sparse_q8x_ref(w, xq, y, r0, r1);
+        return;
+    }
+    if (w->fmt == LC_WF_NM_Q) {
+        if (have_vnni() && have_vbmi() && nmq_layout_ok(w))
+            nmq_avx512(w, xq, y, r0, r1);
+        else
+            sparse_q8x_ref(w, xq, y, r0, r1);
+        return;
+    }
+    if (have_vnni() && (bpg == 1 || bpg == 2 || bpg == 4 || bpg == 8 || bpg == 16))
+        q8x_fast_avx512(w, xq, y, r0, r1);
+    else if (have_vnni())
+        q8x_avx512(w, xq, y, r0, r1);
+    else
+        lc_matvec_q8x_ref(w, xq, y, r0, r1);
+}

@@ -1,0 +1,57 @@
+/*
+ * Integer-activation matvec for 4- and 8-bit weights (decode).
+ *
+ * The activation vector x is quantized once per matvec to 8 bits in blocks
+ * of 32 (q = round(x / d), d = max|x| / 127, as llama.cpp's Q8_0), and each
+ * 32-weight block is an exact integer dot product sum(u * q) (AVX-512 VNNI
+ * vpdpbusd: unsigned codes times signed activations into int32):
+ *     W . x = sum_b s_g(b) d_b (sum_k u_k q_k - z_g S_b)        (sym, zero)
+ *           = sum_b d_b (s_g(b) sum_k u_k q_k + m_g S_b)         (min)
+ * with S_b = sum_k q_k of the block, z = 2^(bits-1) for symmetric codes.
+ * The weights are exactly the stored ones; only x carries the 8-bit
+ * rounding (relative error ~0.4% per block), which is why evaluation
+ * (prefill, lc_forward with n > 1) keeps f32 activations.
+ *
+ * 2:4 sparse weights with 4-bit codes (lc-prune --nm 2:4 --bits 4) run on
+ * the same activations: each 32-column block's 16 kept activations are
+ * gathered with a byte permute (AVX-512 VBMI vpermt2b, indices from the
+ * stored 2-bit positions by vpmultishiftqb), and S_b becomes the sum of the
+ * kept activations of the block, S'_b (a second vpdpbusd against ones).
+ *
+ * Bitmask sparse 4-bit weights (lc-prune --sparsity S --bits 4) pack each
+ * block's kept activations to the front with vpcompressb (AVX512_VBMI2)
+ * and meet them with the block's next k codes of the row's nibble stream.
+ *
+ * lc_matvec_q8x_ref is the scalar twin (same integer sums, float
+ * accumulation per block); tests/unit/test_kernels_q8.c compares them.
+ */
+#ifndef LC_KERNELS_Q8_H
+#define LC_KERNELS_Q8_H
+
+#include "kernels/kernels.h"
+
+typedef struct lc_xq {
+    int n;            /* elements (a multiple of 32) */
+    int8_t *q;        /* [n] */
+    float *d;         /* [n / 32] block scales */
+    int32_t *s;       /* [n / 32] sum of q in the block */
+    float *ds;        /* [n / 32] d * s */
+    int cap;          /* allocated elements */
+} lc_xq;
+
+/* Can (w) run on 8-bit activations?  4- or 8-bit codes with groups a
+ * multiple of 32, or 2:4 sparse 4-bit codes in q4x32 blocks with groups of
+ * 32 * 2^k and rows a multiple of 128 (which also need AVX-512 VBMI), or
+ * bitmask sparse 4-bit codes with groups a multiple of 32 (AVX-512 VBMI2);
+ * and a CPU with AVX-512 VNNI (else the f32 kernels are faster). */
+int lc_q8x_supported(const lc_wmat *w, lc_isa isa);
+/* Quantize x [n] into xq (grows its buffers; n must be a multiple of 32). */
+int lc_xq_prepare(lc_xq *xq, const float *x, int n);
+/* The same with the scalar reference quantizer (tests). */
+int lc_xq_prepare_ref(lc_xq *xq, const float *x, int n);
+void lc_xq_release(lc_xq *xq);
+/* y[r] = W[r,:] . x for r in [r0, r1) from the quantized x. */
+void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1);
+void lc_matvec_q8x_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1);
+
+#endif
