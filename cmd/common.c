@@ -129,3 +129,15 @@ int lc_calib_option(lc_calib_opts *o, int c, const char *arg)
     return 0;
 }
 
+
+int lc_cli_rule(const char *opt, const char *arg, char **pattern, const char **value)
+{
+    const char *eq = strrchr(arg, '=');
+    if (!eq || eq == arg || !eq[1])
+        return lc_error("%s: '%s' is not PATTERN=VALUE", opt, arg);
+    *pattern = strndup(arg, (size_t)(eq - arg));
+    if (!*pattern)
+        return lc_error("out of memory");
+    *value = eq + 1;
+    return 0;
+}

@@ -27,6 +27,11 @@ char **lc_cli_init(int argc, char **argv);
  * write error such as a full disk or closed pipe). */
 int lc_cli_emit(const char *buf, size_t len);
 
+/* Split a PATTERN=VALUE option argument at its last '='.  The pattern is
+ * copied (argv stays as typed, for the lineage); *value points into arg.
+ * -1 with a message naming opt when either side is empty. */
+int lc_cli_rule(const char *opt, const char *arg, char **pattern, const char **value);
+
 /* Call first in main(), with the argv main() received: when OpenBLAS runs
  * slow generic kernels (kernels/blas.h), set OPENBLAS_CORETYPE and
  * re-execute /proc/self/exe with the same argv.  Returns 0 when OpenBLAS

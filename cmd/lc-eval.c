@@ -30,7 +30,7 @@ static const char usage[] =
     "  -c, --ctx N            chunk length n_ctx (default 512)\n"
     "      --chunks N         evaluate only the first N chunks (default: all)\n"
     "      --score RULE       second-half (default, as llama-perplexity) or all\n"
-    "  -b, --base FILE        base model for KLD, top-1 agreement, RMS dp, ln(PPL/PPL_base)\n"
+    "      --base FILE        base model for KLD, top-1 agreement, RMS dp, ln(PPL/PPL_base)\n"
     "      --base-cache FILE  reuse the base's log-probs from FILE when it matches this\n"
     "                         run (base, text, tokenizer, n_ctx, scoring, chunks); write it\n"
     "                         when FILE does not exist (16-bit log-probs, 2 bytes x vocab\n"
@@ -107,7 +107,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"help", 0, 0, 'h'},         {"version", 0, 0, 'V'},       {0, 0, 0, 0}};
     int c, rc;
     *o = (struct opts){.input = "-", .profile = "laptop-2c", .n_ctx = 512, .isa = -1, .speed_reps = 5};
-    while ((c = getopt_long(argc, argv, "t:c:b:p:T:jqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:c:p:T:jqhV", lo, NULL)) != -1) {
         rc = 0;
         switch (c) {
         case 't': o->text = optarg; break;

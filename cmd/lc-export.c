@@ -12,18 +12,18 @@ static const char usage[] =
     "usage: lc-export --to FORMAT [options] [INPUT]\n"
     "Export a libcompress container (INPUT, default '-' = stdin) to a foreign format.\n"
     "\n"
-    "  -t, --to FORMAT         gguf, safetensors or llama2c\n"
+    "      --to FORMAT         gguf, safetensors or llama2c\n"
     "  -o, --output PATH       gguf/llama2c: file (default: stdout, not a terminal);\n"
     "                          safetensors: directory (required)\n"
     "      --type T            gguf: type of the matrices: f32 f16 bf16 q8_0 q4_0 q4_1 q4_k q6_k\n"
     "                          (default: keep each tensor's type when GGUF has it exactly)\n"
     "      --override PAT=T    gguf: type T for the tensors whose container name matches the glob\n"
-    "                          PAT (e.g. 'layers.*.ffn_down=q6_k'); repeatable, first match wins\n"
+    "                          PAT (e.g. 'layers.*.ffn_down=q6_k'); repeatable, last match wins\n"
     "      --name NAME         gguf: general.name (default: the input file name)\n"
     "      --dtype D           safetensors: f32, f16 or bf16 (default: each tensor's own dense\n"
     "                          dtype, f32 for quantized ones)\n"
     "      --tokenizer-out F   llama2c: also write the tokenizer (llama2.c tokenizer.bin) to F\n"
-    "  -f, --force             safetensors: replace the exported files in a non-empty directory;\n"
+    "      --force             safetensors: replace the exported files in a non-empty directory;\n"
     "                          llama2c: write a model whose rope_theta/norm_eps the format cannot hold\n"
     "  -q, --quiet             no notes on stderr\n"
     "  -h, --help              this text\n"
@@ -62,7 +62,7 @@ static int parse(int argc, char **argv, struct opts *o)
     lc_export_opts_init(&o->ex);
     o->ex.overrides = o->ov;
     int want_type = 0, want_dtype = 0;
-    while ((c = getopt_long(argc, argv, "t:o:fqhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:qhV", lo, NULL)) != -1) {
         switch (c) {
         case 't':
             o->format = !strcmp(optarg, "gguf")          ? LC_EXPORT_GGUF
@@ -80,15 +80,15 @@ static int parse(int argc, char **argv, struct opts *o)
             want_type = 1;
             break;
         case O_OVERRIDE: {
-            char *eq = strrchr(optarg, '=');
-            if (!eq || eq == optarg || !eq[1])
-                return usage_error("--override: '%s' is not PATTERN=TYPE", optarg);
+            char *pat;
+            const char *val;
+            if (lc_cli_rule("--override", optarg, &pat, &val))
+                return usage_error("%s", lc_errmsg());
             if (o->ex.n_overrides == MAX_OVERRIDES)
                 return usage_error("--override: more than %s patterns", "64");
-            if ((t = lc_export_type_from_name(eq + 1)) < 0)
+            if ((t = lc_export_type_from_name(val)) < 0)
                 return usage_error("--override: %s", lc_errmsg());
-            *eq = 0;   /* argv is ours to edit (the lineage copy was taken first) */
-            o->ov[o->ex.n_overrides++] = (lc_export_override){.pattern = optarg, .type = t};
+            o->ov[o->ex.n_overrides++] = (lc_export_override){.pattern = pat, .type = t};
             want_type = 1;
             break;
         }

@@ -11,19 +11,19 @@
 #include "model/infer.h"
 
 static const char usage[] =
-    "usage: lc-gen [options] [-m FILE|-]\n"
+    "usage: lc-gen [options] [FILE|-]\n"
     "Generate text with a libcompress container: BOS + the encoded prompt is\n"
     "prefilled, then tokens are sampled one at a time.  The prompt and the\n"
     "continuation are streamed on stdout; speeds go to stderr.\n"
     "\n"
-    "  -m, --model FILE   container to run ('-' = stdin, the default)\n"
-    "  -p, --prompt TEXT  prompt (default: empty, generation starts from BOS)\n"
+    "      --model FILE   container to run, as the FILE argument ('-' = stdin, the default)\n"
+    "      --prompt TEXT  prompt (default: empty, generation starts from BOS)\n"
     "  -n, --tokens N     tokens to generate after the prompt (default 256); stops\n"
     "                     earlier at EOS/BOS or when the model's context is full\n"
-    "  -t, --temp T       temperature; 0 = greedy (default 0.8)\n"
+    "      --temperature T  (or --temp) 0 = greedy (default 0.8)\n"
     "      --top-p P      nucleus sampling mass, 0 < P <= 1; 1 = off (default 0.9)\n"
-    "  -s, --seed S       random seed (default 42): same seed, same text\n"
-    "  -j, --threads N    threads (default: all online CPUs)\n"
+    "      --seed S       random seed (default 42): same seed, same text\n"
+    "  -T, --threads N    threads (default: all online CPUs)\n"
     "      --isa LEVEL    highest instruction set to use: scalar, avx2, avx512\n"
     "                     (default: the best this CPU has)\n"
     "  -q, --quiet        no speed report on stderr\n"
@@ -50,31 +50,33 @@ static int usage_error(const char *msg)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    enum { OPT_TOP_P = 256, OPT_ISA };
+    enum { OPT_TOP_P = 256, OPT_ISA, OPT_MODEL, OPT_PROMPT, OPT_TEMP, OPT_SEED };
+    /* docs/OPTIONS.md: one meaning per letter in every tool */
     static const struct option lo[] = {
-        {"model", 1, 0, 'm'}, {"prompt", 1, 0, 'p'},     {"tokens", 1, 0, 'n'}, {"temp", 1, 0, 't'},
-        {"top-p", 1, 0, OPT_TOP_P}, {"seed", 1, 0, 's'}, {"threads", 1, 0, 'j'}, {"isa", 1, 0, OPT_ISA},
-        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},       {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
+        {"model", 1, 0, OPT_MODEL}, {"prompt", 1, 0, OPT_PROMPT}, {"tokens", 1, 0, 'n'},
+        {"temperature", 1, 0, OPT_TEMP}, {"temp", 1, 0, OPT_TEMP}, {"top-p", 1, 0, OPT_TOP_P},
+        {"seed", 1, 0, OPT_SEED}, {"threads", 1, 0, 'T'}, {"isa", 1, 0, OPT_ISA},
+        {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
     int c, have_model = 0;
     *o = (struct opts){.model = "-", .prompt = "", .n_tokens = 256, .temp = 0.8, .top_p = 0.9, .seed = 42,
                        .isa = LC_ISA_AVX512};
-    while ((c = getopt_long(argc, argv, "m:p:n:t:s:j:qhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "n:T:qhV", lo, NULL)) != -1) {
         switch (c) {
-        case 'm': o->model = optarg, have_model = 1; break;
-        case 'p': o->prompt = optarg; break;
+        case OPT_MODEL: o->model = optarg, have_model = 1; break;
+        case OPT_PROMPT: o->prompt = optarg; break;
         case 'n':
             if (lc_parse_long("--tokens", optarg, 0, 1 << 24, &o->n_tokens))
                 return usage_error(lc_errmsg());
             break;
-        case 't':
-            if (lc_parse_double("--temp", optarg, 0, 100, &o->temp))
+        case OPT_TEMP:
+            if (lc_parse_double("--temperature", optarg, 0, 100, &o->temp))
                 return usage_error(lc_errmsg());
             break;
         case OPT_TOP_P:
             if (lc_parse_double("--top-p", optarg, 0, 1, &o->top_p) || o->top_p == 0)
                 return usage_error(o->top_p == 0 ? "--top-p: must be > 0" : lc_errmsg());
             break;
-        case 's': {
+        case OPT_SEED: {
             char *end;
             errno = 0;
             o->seed = strtoull(optarg, &end, 10);
@@ -82,7 +84,7 @@ static int parse(int argc, char **argv, struct opts *o)
                 return usage_error("--seed: expected a non-negative integer");
             break;
         }
-        case 'j':
+        case 'T':
             if (lc_parse_long("--threads", optarg, 1, 1024, &o->threads))
                 return usage_error(lc_errmsg());
             break;
@@ -97,7 +99,7 @@ static int parse(int argc, char **argv, struct opts *o)
         }
     }
     if (argc - optind > 1 || (argc - optind == 1 && have_model))
-        return usage_error("expected one model (-m FILE or FILE)");
+        return usage_error("expected one model (FILE or --model FILE)");
     if (optind < argc)
         o->model = argv[optind];
     return 0;

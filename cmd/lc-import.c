@@ -16,7 +16,7 @@ static const char usage[] =
     "\n"
     "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
     "  -f, --format KIND     auto (default), hf, gguf or llama2c\n"
-    "  -t, --tokenizer FILE  llama2.c tokenizer.bin (default: tokenizer.bin or tokN.bin beside SOURCE)\n"
+    "      --tokenizer FILE  llama2.c tokenizer.bin (default: tokenizer.bin or tokN.bin beside SOURCE)\n"
     "  -d, --dtype T         convert dense weights to f32, f16 or bf16 (default: keep as stored)\n"
     "      --synthetic SEED  write a deterministic random model (byte vocabulary) instead;\n"
     "                        labelled SYNTHETIC in its lineage, for demos and tests only\n"
@@ -42,7 +42,7 @@ static int parse(int argc, char **argv, struct opts *o)
                                        {0, 0, 0, 0}};
     int c;
     *o = (struct opts){.output = "-", .dtype = -1};
-    while ((c = getopt_long(argc, argv, "o:f:t:d:qhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:f:d:qhV", lo, NULL)) != -1) {
         switch (c) {
         case 'o': o->output = optarg; break;
         case 't': o->tokenizer = optarg; break;

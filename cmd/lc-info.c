@@ -14,7 +14,7 @@ static const char usage[] =
     "every tensor (encoding, shape, stored bytes, bits per weight), totals, lineage.\n"
     "Reads stdin when FILE is '-' or absent.\n"
     "\n"
-    "  -c, --check     read and validate every tensor (NaN/Inf, shapes against the\n"
+    "      --check     read and validate every tensor (NaN/Inf, shapes against the\n"
     "                  config, encoding consistency); exit 1 on any problem\n"
     "  -j, --json      machine-readable output\n"
     "  -h, --help      this text\n"
@@ -33,7 +33,7 @@ static int parse(int argc, char **argv, struct opts *o)
                                        {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
     int c;
     *o = (struct opts){.input = "-"};
-    while ((c = getopt_long(argc, argv, "cjhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "jhV", lo, NULL)) != -1) {
         switch (c) {
         case 'c': o->check = 1; break;
         case 'j': o->json = 1; break;

@@ -29,9 +29,9 @@ static const char usage[] =
     "      --db PATH       the ledger (default: $LC_LEDGER_DB, else results/ledger.db)\n"
     "  -f, --format FMT    table (default), csv or json\n"
     "  -p, --profile NAME  only runs under this profile (list, pareto)\n"
-    "  -m, --model M       only runs of this model, by digest or name (list, pareto)\n"
-    "  -d, --dataset NAME  only runs on this evaluation text (list, pareto)\n"
-    "  -n, --limit N       at most N runs (list; default 20, 0 = all)\n"
+    "      --model M       only runs of this model, by digest or name (list, pareto)\n"
+    "      --dataset NAME  only runs on this evaluation text (list, pareto)\n"
+    "      --limit N       at most N runs (list; default 20, 0 = all)\n"
     "      --x METRIC      pareto x axis (default bpw)\n"
     "      --y METRIC      pareto y axis (default kld_mean)\n"
     "      --x-dir min|max which way is better on x (default: max for speeds and\n"
@@ -110,7 +110,7 @@ static int parse(int argc, char **argv, struct opts *o)
     *o = (struct opts){.format = FMT_TABLE, .filter = {.limit = 20}};
     o->x = lc_run_field_find("bpw");
     o->y = lc_run_field_find("kld_mean");
-    while ((c = getopt_long(argc, argv, "f:p:m:d:n:hV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:p:hV", lo, NULL)) != -1) {
         switch (c) {
         case O_DB: o->db = optarg; break;
         case 'f':

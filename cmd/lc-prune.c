@@ -32,7 +32,7 @@ static const char usage[] =
     "      --blocksize N     sparsegpt: columns per mask block (default 128)\n"
     "      --damp F          sparsegpt: dampening, fraction of mean diag(H) (default 0.01)\n"
     LC_CALIB_USAGE
-    "      --threads N       threads for the calibration pass (default: all CPUs)\n"
+    "  -T, --threads N       threads for the calibration pass (default: all CPUs)\n"
     "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
     "  -q, --quiet           no log lines on stderr\n"
     "  -h, --help            this text\n"
@@ -58,7 +58,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"method", 1, 0, 'm'},    {"sparsity", 1, 0, 's'}, {"nm", 1, 0, O_NM},        {"scope", 1, 0, O_SCOPE},
         {"bits", 1, 0, 'b'},      {"group", 1, 0, 'g'},    {"sym", 0, 0, O_SYM},       {"asym", 0, 0, O_ASYM},
         {"dtype", 1, 0, O_DTYPE}, {"only", 1, 0, O_ONLY},  {"keep", 1, 0, O_KEEP},     {"blocksize", 1, 0, O_BS},
-        {"damp", 1, 0, O_DAMP},   LC_CALIB_LONG_OPTIONS,   {"threads", 1, 0, O_THR}, {"output", 1, 0, 'o'},     {"quiet", 0, 0, 'q'},
+        {"damp", 1, 0, O_DAMP},   LC_CALIB_LONG_OPTIONS,   {"threads", 1, 0, 'T'}, {"output", 1, 0, 'o'},     {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'},      {"version", 0, 0, 'V'},  {0, 0, 0, 0}};
     int c, method = -1, scope = -1, group = 128, sym = 1, bits = 0, bs = 128, nm_n = 0, nm_m = 0, quiet = 0;
     long v;
@@ -68,7 +68,7 @@ static int parse(int argc, char **argv, struct opts *o)
     memset(o, 0, sizeof *o);
     o->input = "-", o->output = "-";
     int dtype = -1, threads = 0, n_only = 0, n_keep = 0;
-    while ((c = getopt_long(argc, argv, "m:s:b:g:o:qhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:s:b:g:o:T:qhV", lo, NULL)) != -1) {
         int k = lc_calib_option(&cal, c, optarg);
         if (k < 0)
             return usage_error(lc_errmsg());
@@ -136,7 +136,7 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_DAMP:
             if (lc_parse_double("--damp", optarg, 0, 10, &damp)) return usage_error(lc_errmsg());
             break;
-        case O_THR:
+        case 'T':
             if (lc_parse_long("--threads", optarg, 1, 256, &v)) return usage_error(lc_errmsg());
             threads = (int)v;
             break;

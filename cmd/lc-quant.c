@@ -25,7 +25,7 @@ static const char usage[] =
     "      --keep P          leave tensors matching glob P as they are (repeatable)\n"
     "      --embed-bits N    quantize tok_embeddings (and an untied output) with RTN\n"
     "                        sym group 32 to N bits (default 0: keep)\n"
-    "      --threads N       threads for the calibration pass (default: all CPUs)\n"
+    "  -T, --threads N       threads for the calibration pass (default: all CPUs)\n"
     "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
     "  -q, --quiet           no log lines on stderr\n"
     "  -h, --help            this text\n"
@@ -49,7 +49,7 @@ static int parse(int argc, char **argv, struct opts *o)
     static const struct option lo[] = {
         {"method", 1, 0, 'm'},   {"bits", 1, 0, 'b'},      {"group", 1, 0, 'g'},     {"sym", 0, 0, O_SYM},
         {"asym", 0, 0, O_ASYM},  {"act-order", 0, 0, O_ACT}, {"damp", 1, 0, O_DAMP}, LC_CALIB_LONG_OPTIONS,
-        {"override", 1, 0, O_OVR}, {"keep", 1, 0, O_KEEP}, {"embed-bits", 1, 0, O_EMB}, {"threads", 1, 0, O_THR},
+        {"override", 1, 0, O_OVR}, {"keep", 1, 0, O_KEEP}, {"embed-bits", 1, 0, O_EMB}, {"threads", 1, 0, 'T'},
         {"output", 1, 0, 'o'},   {"quiet", 0, 0, 'q'},     {"help", 0, 0, 'h'},      {"version", 0, 0, 'V'},
         {0, 0, 0, 0}};
     int c;
@@ -59,7 +59,7 @@ static int parse(int argc, char **argv, struct opts *o)
     o->input = "-", o->output = "-";
     lc_quantize_opts_default(&o->q);
     o->q.calib.progress = 1;
-    while ((c = getopt_long(argc, argv, "m:b:g:o:qhV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:b:g:o:T:qhV", lo, NULL)) != -1) {
         int k = lc_calib_option(&o->q.calib, c, optarg);
         if (k < 0)
             return usage_error(lc_errmsg());
@@ -89,12 +89,12 @@ static int parse(int argc, char **argv, struct opts *o)
             o->q.gptq.percdamp = d;
             break;
         case O_OVR: {
-            char *eq = strrchr(optarg, '=');
-            if (!eq || eq == optarg) return usage_error("--override: expected PATTERN=BITS");
+            char *pat;
+            const char *val;
+            if (lc_cli_rule("--override", optarg, &pat, &val)) return usage_error(lc_errmsg());
             if (o->q.n_ovr == LC_QMAX_RULES) return usage_error("--override: too many rules");
-            *eq = 0;
-            if (lc_parse_long("--override", eq + 1, 0, 8, &v) || v == 1) return usage_error("--override: BITS must be 0 or 2..8");
-            o->q.ovr_pat[o->q.n_ovr] = optarg, o->q.ovr_bits[o->q.n_ovr++] = (int)v;
+            if (lc_parse_long("--override", val, 0, 8, &v) || v == 1) return usage_error("--override: BITS must be 0 or 2..8");
+            o->q.ovr_pat[o->q.n_ovr] = pat, o->q.ovr_bits[o->q.n_ovr++] = (int)v;
             break;
         }
         case O_KEEP:
@@ -105,7 +105,7 @@ static int parse(int argc, char **argv, struct opts *o)
             if (lc_parse_long("--embed-bits", optarg, 0, 8, &v) || v == 1) return usage_error("--embed-bits: 0 or 2..8");
             o->q.embed_bits = (int)v;
             break;
-        case O_THR:
+        case 'T':
             if (lc_parse_long("--threads", optarg, 1, 256, &v)) return usage_error(lc_errmsg());
             o->q.model.n_threads = (int)v;
             break;

@@ -33,9 +33,9 @@ static int bits_for(const lc_quantize_opts *o, const char *name)
         bits = o->p.bits;
     else if (strcmp(name, "output") == 0)
         bits = o->embed_bits;
-    for (int i = 0; i < o->n_ovr; i++) /* the last matching override wins */
+    for (int i = o->n_ovr; i-- > 0;) /* the last matching override wins (docs/OPTIONS.md) */
         if (fnmatch(o->ovr_pat[i], name, 0) == 0)
-            bits = o->ovr_bits[i];
+            return o->ovr_bits[i];
     return bits;
 }
 

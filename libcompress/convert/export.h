@@ -11,7 +11,7 @@
  * and q/k rows stay as they are: the container's interleaved rotary layout
  * is GGUF's.  Tensor types:
  *   - 1-D tensors (norms) are always F32, as llama.cpp requires;
- *   - a matrix gets its override type (the first matching pattern), else
+ *   - a matrix gets its override type (the last matching pattern), else
  *     opts->type, else LC_EXPORT_KEEP: its own type when it maps exactly
  *     (dense f32/f16/bf16 as they are; 4-bit sym g32 -> Q4_0, 4-bit min g32
  *     -> Q4_1, 8-bit sym g32 -> Q8_0), 4-bit zero-form g32 -> Q4_1 (m =
@@ -71,7 +71,7 @@ typedef struct lc_export_override {
 
 typedef struct lc_export_opts {
     int type;                       /* GGUF default for matrices (lc_ggml_type) or LC_EXPORT_KEEP */
-    lc_export_override *overrides;  /* GGUF, first match wins */
+    lc_export_override *overrides;  /* GGUF, last match wins */
     size_t n_overrides;
     const char *name;               /* GGUF general.name; NULL = "model" */
     int dtype;                      /* safetensors: lc_dtype or LC_EXPORT_KEEP */

@@ -97,7 +97,7 @@ static int plan_tensor(const lc_tensor *info, const lc_export_opts *o, plan *p, 
     memcpy(p->shape, info->shape, sizeof p->shape);
     const int64_t cols = info->shape[info->ndim - 1];
     int want = LC_EXPORT_KEEP, explicit_override = 0;
-    for (size_t i = 0; i < o->n_overrides; i++)
+    for (size_t i = o->n_overrides; i-- > 0;) /* the last matching override wins (docs/OPTIONS.md) */
         if (fnmatch(o->overrides[i].pattern, p->lc, 0) == 0) {
             if (p->matrix) {
                 o->overrides[i].matched++;

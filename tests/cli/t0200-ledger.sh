@@ -34,7 +34,7 @@ check "list --limit 2: two runs" test "$(wc -l <"$TMP/out")" = 3
 expect_code 0 "list --profile laptop-2c" lc-ledger list --profile laptop-2c
 check "list --profile: one run" test "$(wc -l <"$TMP/out")" = 2
 check "list --profile: run 7" grep -q "^ *7 .*laptop-2c" "$TMP/out"
-expect_code 0 "list --model NAME" lc-ledger list -m sqz-s7-gptq4
+expect_code 0 "list --model NAME" lc-ledger list --model sqz-s7-gptq4
 check "list --model: 4 runs" test "$(wc -l <"$TMP/out")" = 5
 digest=$(sqlite3 "$DB" "select model_digest from runs where id = 2")
 expect_code 0 "list --model DIGEST" lc-ledger list --model "$digest"

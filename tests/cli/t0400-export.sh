@@ -27,6 +27,13 @@ check "fallback reported" grep -q "not a multiple of the Q4_K block.*Q4_1 instea
 check "q6_k fallback reported" grep -q "Q6_K block.*Q8_0 instead" "$TMP/err"
 check "unused pattern warned" grep -q "nosuch\*' matched no matrix" "$TMP/err"
 expect_code 0 "re-import q4_k export" lc-import -q "$TMP/k.gguf" -o "$TMP/k.h5"
+# the last matching override wins (docs/OPTIONS.md), as in lc-quant
+expect_code 0 "two overrides on one matrix" lc-export -q --to gguf --override 'layers.*=q8_0' \
+  --override 'layers.0.*=f16' "$TMP/syn.h5" -o "$TMP/ov.gguf"
+lc-import -q "$TMP/ov.gguf" -o "$TMP/ov.h5"
+tensors "$TMP/ov.h5" >"$TMP/ov.txt"
+check "override: the last match wins (layers.0 f16)" grep -q "layers.0.ffn_up  *f16" "$TMP/ov.txt"
+check "override: the earlier rule elsewhere (layers.1 q8)" grep -q "layers.1.ffn_up  *q8-sym-g32" "$TMP/ov.txt"
 tensors "$TMP/k.h5" >"$TMP/k.txt"
 check "Q4_1 codes imported exactly" grep -q "layers.0.attn_q  *q4-min-g32" "$TMP/k.txt"
 check "Q8_0 codes imported exactly" grep -q "layers.1.ffn_down  *q8-sym-g32" "$TMP/k.txt"
@@ -59,7 +66,7 @@ check "no temporary directory left" sh -c "! ls -d '$TMP'/hf.tmp-* 2>/dev/null"
 
 # llama2.c
 expect_code 0 "llama2c export" lc-export --to llama2c "$TMP/syn.h5" -o "$TMP/syn.bin" --tokenizer-out "$TMP/tok.bin"
-expect_code 0 "re-import llama2c" lc-import -q "$TMP/syn.bin" -t "$TMP/tok.bin" -o "$TMP/l2c.h5"
+expect_code 0 "re-import llama2c" lc-import -q "$TMP/syn.bin" --tokenizer "$TMP/tok.bin" -o "$TMP/l2c.h5"
 check "llama2c round trip: same tensors" test "$(tensors "$TMP/syn.h5")" = "$(tensors "$TMP/l2c.h5")"
 
 # usage errors: exit 2, nothing written

@@ -31,6 +31,13 @@ lc-info "$TMP/o.h5" >"$TMP/out"
 check "override: ffn_down 8-bit" grep -q "layers.1.ffn_down  *q8-sym-g" "$TMP/out"
 check "keep: attn_q untouched" grep -q "layers.0.attn_q  *f32" "$TMP/out"
 check "embeddings 8-bit" grep -q "tok_embeddings  *q8-sym-g32" "$TMP/out"
+check "lineage keeps --override's =BITS" grep -q -- "--override 'layers.\*.ffn_down=8'" "$TMP/out"
+# the last matching override wins (docs/OPTIONS.md), in every tool
+expect_code 0 "two overrides on one tensor" lc-quant -q --bits 4 --group 32 --override 'layers.*.ffn_u*=8' \
+  --override 'layers.0.ffn_u*=3' "$TMP/m.h5" -o "$TMP/o2.h5"
+lc-info "$TMP/o2.h5" >"$TMP/out"
+check "override: the last match wins (layers.0 3-bit)" grep -q "layers.0.ffn_up  *q3-sym-g32" "$TMP/out"
+check "override: earlier rule where the later does not match" grep -q "layers.1.ffn_up  *q8-sym-g32" "$TMP/out"
 expect_code 0 "3-bit asym per row" lc-quant -q --bits 3 --group row --asym "$TMP/m.h5" -o "$TMP/r3.h5"
 lc-info "$TMP/r3.h5" >"$TMP/out"
 check "3-bit zero-point codes" grep -q "q3-zero-g" "$TMP/out"
