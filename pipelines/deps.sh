@@ -3,7 +3,7 @@
 # As root: apt-get install.  Otherwise: sudo -n if it works, else print the command.
 set -u
 PKGS="gcc make pkg-config libhdf5-dev hdf5-tools libopenblas-dev liblapacke-dev libgsl-dev
-libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev clang libclang-rt-14-dev"
+libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev python3 clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

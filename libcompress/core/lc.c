@@ -357,19 +357,43 @@ void lc_tensor_release(lc_tensor *t)
     memset(t, 0, sizeof *t);
 }
 
-int64_t lc_tensor_numel(const lc_tensor *t)
+/* Product of the dimensions, or -1 when the rank or a dimension is out of
+ * range or the product exceeds LC_MAX_NUMEL (checked before multiplying:
+ * shapes come from files). */
+static int64_t numel_checked(int ndim, const int64_t *shape)
 {
+    if (ndim < 1 || ndim > LC_MAX_DIMS)
+        return -1;
     int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++)
-        n *= t->shape[i];
+    for (int i = 0; i < ndim; i++) {
+        if (shape[i] <= 0 || shape[i] > LC_MAX_NUMEL || n > LC_MAX_NUMEL / shape[i])
+            return -1;
+        n *= shape[i];
+    }
     return n;
 }
+
+int lc_shape_numel(int ndim, const int64_t *shape, int64_t *out)
+{
+    if (ndim < 1 || ndim > LC_MAX_DIMS)
+        return lc_error("rank %d outside [1, %d]", ndim, LC_MAX_DIMS);
+    for (int i = 0; i < ndim; i++)
+        if (shape[i] <= 0 || shape[i] > LC_MAX_NUMEL)
+            return lc_error("dimension %d is %lld", i, (long long)shape[i]);
+    if ((*out = numel_checked(ndim, shape)) < 0)
+        return lc_error("more than 2^40 elements");
+    return 0;
+}
+
+int64_t lc_tensor_numel(const lc_tensor *t) { return numel_checked(t->ndim, t->shape); }
 
 int64_t lc_tensor_cols(const lc_tensor *t) { return t->ndim ? t->shape[t->ndim - 1] : 1; }
 
 int64_t lc_tensor_rows(const lc_tensor *t)
 {
     int64_t n = 1;
+    if (lc_tensor_numel(t) < 0)
+        return -1;
     for (int i = 0; i + 1 < t->ndim; i++)
         n *= t->shape[i];
     return n;

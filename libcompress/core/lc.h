@@ -125,6 +125,9 @@ typedef enum lc_qform {
 } lc_qform;
 
 #define LC_MAX_DIMS 4
+/* Most elements one tensor may have (2^40): bounds every size computed
+ * from a shape read from a file. */
+#define LC_MAX_NUMEL ((int64_t)1 << 40)
 #define LC_NAME_MAX 128
 
 /* One tensor in memory.  Shapes are row-major, outermost first (PyTorch
@@ -170,8 +173,13 @@ typedef struct lc_tensor {
 } lc_tensor;
 
 void lc_tensor_release(lc_tensor *t);
+/* Element count, checked before multiplying: -1 for a rank outside
+ * [1, LC_MAX_DIMS], a dimension outside [1, LC_MAX_NUMEL] or more than
+ * LC_MAX_NUMEL elements (shapes come from files). */
 int64_t lc_tensor_numel(const lc_tensor *t);
-int64_t lc_tensor_rows(const lc_tensor *t);   /* product of all but the last dim */
+/* The same with a message naming what is wrong (-1), else 0 and *out. */
+int lc_shape_numel(int ndim, const int64_t *shape, int64_t *out);
+int64_t lc_tensor_rows(const lc_tensor *t);   /* product of all but the last dim; -1 as numel */
 int64_t lc_tensor_cols(const lc_tensor *t);   /* last dim */
 size_t lc_dtype_size(lc_dtype dt);
 

@@ -1157,14 +1157,15 @@ static int read_meta(hid_t g, lc_tensor *t, const char *ctx)
     if (!ok)
         return lc_error("%s: attribute 'shape' must list 1 to %d integers", ctx, LC_MAX_DIMS);
     t->ndim = (int)nd;
+    int64_t numel;
+    /* every size below is a product of the shape: bound it first */
+    if (lc_shape_numel(t->ndim, t->shape, &numel))
+        return lc_error_prefix("%s: shape", ctx);
     if (strcmp(enc, "dense") == 0) {
         t->enc = LC_ENC_DENSE;
         if (read_dtype_attr(g, t, ctx))
             return -1;
-        for (int i = 0; i < t->ndim; i++)
-            if (t->shape[i] <= 0 || t->shape[i] > ((int64_t)1 << 40))
-                return lc_error("%s: dimension %d is %lld", ctx, i, (long long)t->shape[i]);
-        t->data_bytes = (size_t)lc_tensor_numel(t) * lc_dtype_size(t->dtype);
+        t->data_bytes = (size_t)numel * lc_dtype_size(t->dtype);
     } else if (strcmp(enc, "quant") == 0) {
         t->enc = LC_ENC_QUANT;
         if (t->ndim != 2)

@@ -11,11 +11,27 @@ trap 'rm -rf "$TMP"' EXIT
 export LC_LEDGER_DB="$TMP/ledger.db"
 n_fail=0
 n_ok=0
+n_skip=0
+T_NAME=$(basename "$0" .sh)
 
 ok() { n_ok=$((n_ok + 1)); echo "ok - $*"; }
 not_ok() { n_fail=$((n_fail + 1)); echo "not ok - $*"; sed 's/^/#   /' "$TMP/err" 2>/dev/null | head -20; }
 
 have_shared() { [ -d "$LC_SHARED/models" ]; }
+
+# skip REASON: a group of checks did not run (counted; the reason is listed
+# at the end of make check)
+skip() {
+  n_skip=$((n_skip + 1)); echo "skip - $*"
+  [ -n "${LC_TEST_LOG:-}" ] && echo "skip $T_NAME: $*" >>"$LC_TEST_LOG"
+  return 0
+}
+
+# need CMD WHAT: true when CMD is on PATH, else skip WHAT (and false)
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  skip "$2: no $1"; return 1
+}
 
 # run CMD...: stdout -> $TMP/out, stderr -> $TMP/err, status -> $rc
 run() { "$@" >"$TMP/out" 2>"$TMP/err"; rc=$?; }
@@ -45,6 +61,7 @@ check() {
 }
 
 done_testing() {
-  echo "# $n_ok passed, $n_fail failed"
+  echo "# $n_ok passed, $n_fail failed, $n_skip skipped"
+  [ -n "${LC_TEST_LOG:-}" ] && printf 'pass %d\nfail %d\n' "$n_ok" "$n_fail" >>"$LC_TEST_LOG"
   [ "$n_fail" = 0 ]
 }

@@ -2,7 +2,7 @@
 # llama2.c import: file and pipe modes agree; lineage; --check; truncation.
 . "$(dirname "$0")/lib.sh"
 M=$LC_SHARED/models/stories260K
-if [ ! -f "$M/stories260K.bin" ]; then echo "# skip: no $M"; done_testing; exit; fi
+if [ ! -f "$M/stories260K.bin" ]; then skip "no $M"; done_testing; exit; fi
 
 expect_code 0 "import to a file" lc-import -q "$M/stories260K.bin" -o "$TMP/s.h5"
 expect_code 0 "lc-info --check passes" lc-info --check "$TMP/s.h5"

@@ -2,7 +2,7 @@
 # Import every shared model (HF dirs and every GGUF); --check passes; pipe and
 # file modes agree; the documented HDF5 layout is there; Q4_0/Q8_0 codes exact.
 . "$(dirname "$0")/lib.sh"
-if ! have_shared; then echo "# skip: no $LC_SHARED/models"; done_testing; exit; fi
+if ! have_shared; then skip "no $LC_SHARED/models"; done_testing; exit; fi
 M=$LC_SHARED/models
 
 strip() { sed '/^container:/d; /^  1\. /d; /args:/d' "$TMP/out"; }
@@ -18,7 +18,7 @@ for src in "$M/sqz-s7" "$M/sqz-m29" "$M"/gguf/*.gguf; do
 done
 
 # the layout h5dump shows is the one docs/FORMAT.md documents
-if command -v h5dump >/dev/null; then
+if need h5dump "container layout as h5dump shows it"; then
   h5dump -H "$TMP/sqz-m29.h5" >"$TMP/dump.txt" 2>&1
   for want in 'ATTRIBUTE "format"' 'GROUP "config"' 'ATTRIBUTE "rope_theta"' 'GROUP "tokenizer"' \
               'DATASET "offsets"' 'GROUP "tensors"' 'GROUP "layers.7.ffn_down"' 'DATASET "lineage"' \

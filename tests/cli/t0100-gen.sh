@@ -15,7 +15,7 @@ expect_fail_clean 1 "junk model" lc-gen --model "$TMP/junk" -n 5
 expect_fail_clean 1 "junk on stdin" lc-gen -n 5 <"$TMP/junk"
 
 M=$LC_SHARED/models/stories260K
-if [ ! -f "$M/stories260K.bin" ]; then echo "# skip: no $M"; done_testing; exit; fi
+if [ ! -f "$M/stories260K.bin" ]; then skip "no $M"; done_testing; exit; fi
 lc-import -q "$M/stories260K.bin" -o "$TMP/s.h5" || { echo "# cannot import $M"; exit 1; }
 
 expect_code 0 "greedy 200 tokens from BOS" lc-gen --model "$TMP/s.h5" --temp 0 -n 200 --prompt ""

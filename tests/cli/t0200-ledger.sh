@@ -5,8 +5,8 @@
 . "$(dirname "$0")/lib.sh"
 FIX=$TOP/build/tests/test_ledger
 [ -x "$FIX" ] || make -s -C "$TOP" build/tests/test_ledger >&2
-if [ ! -x "$FIX" ]; then echo "# skip: no $FIX"; done_testing; exit; fi
-if ! command -v sqlite3 >/dev/null 2>&1; then echo "# skip: no sqlite3 shell"; done_testing; exit; fi
+if [ ! -x "$FIX" ]; then skip "no $FIX"; done_testing; exit; fi
+if ! need sqlite3 "ledger CLI tests"; then done_testing; exit; fi
 
 DB=$TMP/r/ledger.db
 export LC_LEDGER_DB="$DB"
@@ -50,7 +50,7 @@ check "csv: quoting" grep -q ',"lc-quant --bits 3, ""odd""",' "$TMP/out"
 check "csv: NULL is empty, numbers exact" grep -q "^4,.*,21,0.21,0.02,0.01,0.2,0.98," "$TMP/out"
 expect_code 0 "list --format json" lc-ledger list -f json
 check "json: run 8 with null KLD" grep -q '"id": 8, .*"kld_mean": null' "$TMP/out"
-if command -v python3 >/dev/null 2>&1; then
+if need python3 "JSON checked with Python"; then
   check "json: parses, 9 runs" python3 -c "import json,sys; assert len(json.load(open(sys.argv[1]))) == 9" "$TMP/out"
 fi
 expect_code 0 "LC_LEDGER_DB is the default" lc-ledger list
@@ -83,7 +83,7 @@ check "compare csv: ppl" grep -q "^ppl,22,21,-1,0.95454545454545" "$TMP/out"
 check "compare csv: text fields" grep -q "^model_name,sqz-s7-rtn4,sqz-s7-gptq4,,$" "$TMP/out"
 expect_code 0 "compare --format json" lc-ledger compare 3 4 -f json
 check "compare json" grep -q '{"name": "kld_mean", "a": 0.05, "b": 0.02, "delta": -0.03' "$TMP/out"
-if command -v python3 >/dev/null 2>&1; then
+if need python3 "JSON checked with Python"; then
   check "compare json parses" python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['a']==3 and d['b']==4" "$TMP/out"
 fi
 expect_code 0 "compare runs with different base models" lc-ledger compare 4 8
@@ -108,7 +108,7 @@ check "pareto csv: header" grep -q "^group,id,bpw,kld_mean,profile,model_name,re
 check "pareto csv: rows" test "$(cut -d, -f1-4 "$TMP/out" | tr '\n' ' ')" = "group,id,bpw,kld_mean 1,4,4.5,0.02 1,2,8.5,0.0004 2,6,4.5,0.03 3,9,4.5,0.04 "
 expect_code 0 "pareto --format json" lc-ledger pareto -p edge-1c -f json --dataset heldout.txt
 check "pareto json: axes" grep -q '"x": {"metric": "bpw", "better": "min"}' "$TMP/out"
-if command -v python3 >/dev/null 2>&1; then
+if need python3 "JSON checked with Python"; then
   check "pareto json: fronts" python3 -c "
 import json,sys; d=json.load(open(sys.argv[1]))
 assert [[r['id'] for r in g['front']] for g in d['groups']] == [[4, 2], [6]], d" "$TMP/out"

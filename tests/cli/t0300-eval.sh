@@ -25,7 +25,7 @@ expect_fail_clean 1 "missing model" lc-eval --no-ledger --text "$TMP/short.txt" 
 expect_fail_clean 1 "unknown profile" lc-eval --no-ledger --profile nope --text "$TMP/short.txt" "$TMP/junk.txt"
 
 if ! have_shared; then
-  echo "# LC_SHARED has no models: real-model checks skipped"
+  skip "real-model lc-eval checks: LC_SHARED has no models"
   done_testing
   exit $?
 fi
@@ -51,7 +51,7 @@ check "ledger row with the protocol ($row)" test "$row" = \
 # --score all, --ctx, --json
 expect_code 0 "eval --json --score all --ctx 256" lc-eval --json --no-speed --no-ledger --score all --ctx 256 \
   --chunks 2 --text "$HELD" "$M"
-if command -v python3 >/dev/null 2>&1; then
+if need python3 "JSON checked with Python"; then
   check "--json parses" python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
 assert d["protocol"] == {"n_ctx": 256, "scoring": "all", "chunks": 2, "tokens_scored": 510}, d["protocol"]
 assert d["perplexity"]["ppl"] > 1' "$TMP/out"
@@ -73,7 +73,7 @@ expect_fail_clean 1 "--pass with a failing eval writes nothing" lc-eval --pass -
 
 # the model against itself: KLD 0, top-1 100%, directly and through the cache
 expect_code 0 "--base self" lc-eval --json --no-speed --no-ledger --chunks 2 --base "$M" --text "$HELD" "$M"
-if command -v python3 >/dev/null 2>&1; then
+if need python3 "JSON checked with Python"; then
   check "--base self: KLD 0, top-1 1" python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))["base"]
 assert b["kld_mean"] == 0 and b["top1"] == 1 and b["rms_dp"] == 0 and b["ln_ppl_ratio"] == 0, b' "$TMP/out"
 fi
@@ -83,7 +83,7 @@ expect_code 0 "--base-cache written" lc-eval --no-speed --db "$DB" --chunks 2 --
 check "cache file exists" test -s "$C"
 check "cache written: report says so" grep -q "cache written" "$TMP/out"
 expect_code 0 "--base-cache reused" lc-eval --json --no-speed --db "$DB" --chunks 2 --base-cache "$C" --text "$HELD" "$M"
-if command -v python3 >/dev/null 2>&1; then
+if need python3 "JSON checked with Python"; then
   check "cached self: KLD ~0, top-1 1" python3 -c 'import json,sys; b=json.load(open(sys.argv[1]))["base"]
 assert b["mode"] == "cache" and abs(b["kld_mean"]) < 1e-7 and b["top1"] == 1 and b["rms_dp"] == 0, b' "$TMP/out"
 fi

@@ -33,8 +33,10 @@ for f in "$@"; do
        -rss_limit_mb=2048 -malloc_limit_mb=1024 -print_final_stats=0 -artifact_prefix="$OUT/$name-" \
        "$corpus" >"$OUT/$name.log" 2>&1; then
     echo "FAIL: fuzz $name (see $OUT/$name.log)"; tail -30 "$OUT/$name.log"; fail=1
+    [ -n "${LC_TEST_LOG:-}" ] && echo "fail 1" >>"$LC_TEST_LOG"
   else
     grep -E '^#[0-9]+.*DONE' "$OUT/$name.log" | tail -1 || true
+    [ -n "${LC_TEST_LOG:-}" ] && echo "pass 1" >>"$LC_TEST_LOG"
   fi
 done
 exit $fail

@@ -24,6 +24,7 @@ static int capture(void *ud, int layer, lc_capture_point pt, const float *A, int
 
 int main(void)
 {
+    test_begin("test_calib");
     lc_container *w, *r;
     lc_import_report rep;
     uint8_t *img;

@@ -304,11 +304,69 @@ static void test_hostile(void)
     lc_tensor_release(&t);
 }
 
+/* Shape arithmetic on shapes read from files is checked before it can
+ * overflow (four dimensions of 2^40 would wrap a signed 64-bit product). */
+static void test_shape_overflow(void)
+{
+    lc_tensor t = {.ndim = 4, .shape = {(int64_t)1 << 40, (int64_t)1 << 40, (int64_t)1 << 40, (int64_t)1 << 40}};
+    CHECK(lc_tensor_numel(&t) == -1, "numel of 4 x 2^40 refused, got %lld", (long long)lc_tensor_numel(&t));
+    CHECK(lc_tensor_rows(&t) == -1, "rows of 4 x 2^40 refused");
+    t.ndim = 2, t.shape[0] = (int64_t)1 << 20, t.shape[1] = (int64_t)1 << 20;
+    CHECK(lc_tensor_numel(&t) == (int64_t)1 << 40, "2^40 elements allowed");
+    t.shape[1]++;
+    CHECK(lc_tensor_numel(&t) == -1, "2^40 + 2^20 elements refused");
+    int64_t n;
+    CHECK(lc_shape_numel(4, (int64_t[]){1 << 20, 1 << 20, 1 << 20, 1}, &n) != 0 && strstr(lc_errmsg(), "2^40"),
+          "message says why: %s", lc_errmsg());
+    CHECK(lc_shape_numel(2, (int64_t[]){3, -1}, &n) != 0 && strstr(lc_errmsg(), "dimension 1 is -1"),
+          "negative dimension named: %s", lc_errmsg());
+
+    /* a quantized tensor whose shape attribute claims [2^32, 2^32] with
+     * group 1: rows * (cols / group) = 2^64 wrapped to 0 before the fix */
+    char path[] = "/tmp/lc-test-shape-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    lc_container *w;
+    CHECK(lc_container_create(path, &w) == 0, "create");
+    lc_config cfg = small_config();
+    lc_container_write_config(w, &cfg);
+    lc_tensor q;
+    CHECK(lc_tensor_alloc_quant(&q, "q", 4, 32, 8, 32, LC_QF_SYM) == 0, "alloc");
+    memset(q.data, 0, q.data_bytes);
+    memset(q.scales, 0, q.n_groups * 2);
+    lc_container_write_tensor(w, &q);
+    lc_tensor_release(&q);
+    lc_container_close(w);
+    hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+    hid_t g = H5Gopen2(f, "tensors/q", H5P_DEFAULT);
+    int64_t big[2] = {(int64_t)1 << 32, (int64_t)1 << 32};
+    hid_t a = H5Aopen(g, "shape", H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT64, big);
+    H5Aclose(a);
+    int one = 1;
+    a = H5Aopen(g, "group", H5P_DEFAULT);
+    H5Awrite(a, H5T_NATIVE_INT, &one);
+    H5Aclose(a);
+    H5Gclose(g);
+    H5Fclose(f);
+    lc_container *r;
+    CHECK(lc_container_open(path, &r) == 0, "open: %s", lc_errmsg());
+    if (r) {
+        lc_tensor x;
+        CHECK(lc_container_tensor_info(r, "q", &x) != 0 && strstr(lc_errmsg(), "2^40"),
+              "[2^32, 2^32] refused before its sizes are computed: %s", lc_errmsg());
+        lc_container_close(r);
+    }
+    unlink(path);
+}
+
 int main(void)
 {
+    test_begin("test_core");
     test_half();
     test_hash();
     test_roundtrip();
     test_hostile();
+    test_shape_overflow();
     return test_end("test_core");
 }

@@ -455,6 +455,7 @@ done:
 
 int main(int argc, char **argv)
 {
+    test_begin("test_eval");
     lc_blas_ensure(argc, argv); // re-executes with OPENBLAS_CORETYPE set (DESIGN.md)
     test_protocol();
     test_stats();
@@ -467,6 +468,6 @@ int main(int argc, char **argv)
     if (shared)
         test_real(shared);
     else
-        fprintf(stderr, "test_eval: LC_SHARED not set or without models: real-model tests skipped\n");
+        SKIP("real-model tests: LC_SHARED not set or without models");
     return test_end("test_eval");
 }

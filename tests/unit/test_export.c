@@ -787,6 +787,7 @@ static void test_shared_stories(const char *shared)
 
 int main(void)
 {
+    test_begin("test_export");
     snprintf(tmpdir, sizeof tmpdir, "%s/lc-test-export.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmpdir)) {
         fprintf(stderr, "test_export: cannot create a temporary directory: %s\n", strerror(errno));
@@ -802,7 +803,7 @@ int main(void)
         test_shared_hf(shared);
         test_shared_stories(shared);
     } else {
-        fprintf(stderr, "test_export: LC_SHARED not set or no models: shared-model tests skipped\n");
+        SKIP("shared-model export tests: LC_SHARED not set or without models");
     }
     if (!getenv("LC_TEST_KEEP"))
         rm_rf(tmpdir);

@@ -22,23 +22,13 @@
 #include <unistd.h>
 
 #include "io/container.h"
+#include "test.h"
 #include "core/tensor.h"
 #include "io/gguf.h"
 #include "convert/import.h"
 #include "core/tokenizer.h"
 
-static int n_fail, n_check;
 
-#define CHECK(cond, ...)                                                 \
-    do {                                                                 \
-        n_check++;                                                       \
-        if (!(cond)) {                                                   \
-            n_fail++;                                                    \
-            fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__);         \
-            fprintf(stderr, __VA_ARGS__);                                \
-            fputc('\n', stderr);                                         \
-        }                                                                \
-    } while (0)
 
 /* ---- a byte buffer and a GGUF builder ------------------------------------ */
 
@@ -217,19 +207,19 @@ static void make_tiny(buf *out, const tiny_opts *o)
     gb g;
     char name[64];
     gb_init(&g);
-#define SKIP(k) (o->skip_key && strcmp(o->skip_key, k) == 0)
-    if (!SKIP("general.architecture")) kv_str(&g, "general.architecture", o->arch);
+#define OMIT(k) (o->skip_key && strcmp(o->skip_key, k) == 0)
+    if (!OMIT("general.architecture")) kv_str(&g, "general.architecture", o->arch);
     kv_str(&g, "general.name", "tiny");
-    if (!SKIP("llama.block_count")) kv_u32(&g, "llama.block_count", T_LAYERS);
-    if (!SKIP("llama.context_length")) kv_u32(&g, "llama.context_length", 128);
-    if (!SKIP("llama.embedding_length")) kv_u32(&g, "llama.embedding_length", T_DIM);
-    if (!SKIP("llama.feed_forward_length")) kv_u32(&g, "llama.feed_forward_length", T_FFN);
-    if (!SKIP("llama.attention.head_count")) kv_u32(&g, "llama.attention.head_count", T_HEADS);
-    if (!SKIP("llama.attention.head_count_kv")) kv_u32(&g, "llama.attention.head_count_kv", T_KV);
-    if (!SKIP("llama.attention.layer_norm_rms_epsilon")) kv_f32(&g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    if (!OMIT("llama.block_count")) kv_u32(&g, "llama.block_count", T_LAYERS);
+    if (!OMIT("llama.context_length")) kv_u32(&g, "llama.context_length", 128);
+    if (!OMIT("llama.embedding_length")) kv_u32(&g, "llama.embedding_length", T_DIM);
+    if (!OMIT("llama.feed_forward_length")) kv_u32(&g, "llama.feed_forward_length", T_FFN);
+    if (!OMIT("llama.attention.head_count")) kv_u32(&g, "llama.attention.head_count", T_HEADS);
+    if (!OMIT("llama.attention.head_count_kv")) kv_u32(&g, "llama.attention.head_count_kv", T_KV);
+    if (!OMIT("llama.attention.layer_norm_rms_epsilon")) kv_f32(&g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     if (o->with_freq_base) kv_f32(&g, "llama.rope.freq_base", 500000.0f);
-    if (!SKIP("tokenizer.ggml.model")) kv_str(&g, "tokenizer.ggml.model", o->tok_model);
-    if (!SKIP("tokenizer.ggml.tokens")) {
+    if (!OMIT("tokenizer.ggml.model")) kv_str(&g, "tokenizer.ggml.model", o->tok_model);
+    if (!OMIT("tokenizer.ggml.tokens")) {
         kv_arr_head(&g, "tokenizer.ggml.tokens", LC_GGUF_STRING, T_VOCAB);
         for (int i = 0; i < T_VOCAB; i++)
             put_str(&g.kv, tiny_tokens[i]);
@@ -267,7 +257,7 @@ static void make_tiny(buf *out, const tiny_opts *o)
         tiny_tensor(&g, "output.weight", T_VOCAB, T_DIM, o->mat_type);
     if (o->extra_tensor)
         tiny_tensor(&g, o->extra_tensor, 0, T_DIM, LC_GGML_F32);
-#undef SKIP
+#undef OMIT
     gb_finish(&g, out);
     gb_free(&g);
 }
@@ -1240,6 +1230,7 @@ static int write_seeds(const char *dir)
 
 int main(int argc, char **argv)
 {
+    test_begin("test_gguf");
     if (argc == 3 && strcmp(argv[1], "--write-seeds") == 0)
         return write_seeds(argv[2]);
     lc_set_quiet(1);
@@ -1263,7 +1254,7 @@ int main(int argc, char **argv)
     char probe[1024];
     snprintf(probe, sizeof probe, "%s/models/gguf/sqz-s7.f16.gguf", shared ? shared : "");
     if (!shared || access(probe, R_OK) != 0) {
-        fprintf(stderr, "test_gguf: LC_SHARED assets not found (%s): skipping the llama.cpp file tests\n", probe);
+        SKIP("llama.cpp GGUF file tests: %s not found (LC_SHARED)", probe);
     } else {
         test_shared_parse_all();
         test_shared_configs();
@@ -1275,6 +1266,5 @@ int main(int argc, char **argv)
         test_shared_import();
     }
     rmdir(tmpdir);
-    fprintf(stderr, "test_gguf: %d checks, %d failed\n", n_check, n_fail);
-    return n_fail ? 1 : 0;
+    return test_end("test_gguf");
 }

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include "io/container.h"
+#include "test.h"
 #include "convert/import.h"
 #include "io/json.h"
 #include "core/lc.h"
@@ -22,24 +23,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static int failures;
 static char tmpdir[512];
 static int verbose;  /* TEST_HF_VERBOSE=1: show the refusal messages */
 
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        if (!(cond)) {                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-            failures++;                                                               \
-        }                                                                             \
-    } while (0)
 
 /* Print the library's message when a call that should succeed fails. */
 #define CHECK_OK(call)                                                                       \
     do {                                                                                     \
+        test_checks++;                                                                       \
         if ((call) < 0) {                                                                    \
             fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, lc_errmsg()); \
-            failures++;                                                                      \
+            test_failures++;                                                                      \
         }                                                                                    \
     } while (0)
 
@@ -47,7 +41,7 @@ static void path_in(char *buf, size_t n, const char *dir, const char *file)
 {
     if ((size_t)snprintf(buf, n, "%s/%s", dir, file) >= n) {
         fprintf(stderr, "test_hf: path too long: %s/%s\n", dir, file);
-        failures++;
+        test_failures++;
     }
 }
 
@@ -110,11 +104,11 @@ static void st_bad(const char *what, const uint8_t *img, size_t len, const char 
     int rc = lc_safetensors_parse(&st, copy, len, "hostile.safetensors");
     if (rc == 0) {
         fprintf(stderr, "safetensors %s: accepted\n", what);
-        failures++;
+        test_failures++;
         lc_safetensors_close(&st);
     } else if (!strstr(lc_errmsg(), want) || !strstr(lc_errmsg(), "hostile.safetensors")) {
         fprintf(stderr, "safetensors %s: message '%s' lacks '%s'\n", what, lc_errmsg(), want);
-        failures++;
+        test_failures++;
     } else if (verbose) {
         fprintf(stderr, "  refused: %s\n", lc_errmsg());
     }
@@ -124,17 +118,17 @@ static void st_bad(const char *what, const uint8_t *img, size_t len, const char 
     path_in(path, sizeof path, tmpdir, "hostile.safetensors");
     if (write_bytes(path, img, len) < 0) {
         fprintf(stderr, "cannot write %s\n", path);
-        failures++;
+        test_failures++;
         return;
     }
     rc = lc_safetensors_open(&st, path);
     if (rc == 0) {
         fprintf(stderr, "safetensors %s (file): accepted\n", what);
-        failures++;
+        test_failures++;
         lc_safetensors_close(&st);
     } else if (!strstr(lc_errmsg(), want)) {
         fprintf(stderr, "safetensors %s (file): message '%s' lacks '%s'\n", what, lc_errmsg(), want);
-        failures++;
+        test_failures++;
     }
     unlink(path);
 }
@@ -320,10 +314,10 @@ static void expect_import_fail(const char *dir, const char *want)
     path_in(out, sizeof out, tmpdir, "fail.h5");
     if (import_dir(dir, "fail.h5", &rep, NULL) == 0) {
         fprintf(stderr, "import of %s should fail (%s)\n", dir, want);
-        failures++;
+        test_failures++;
     } else if (!strstr(lc_errmsg(), want)) {
         fprintf(stderr, "import of %s: message '%s' lacks '%s'\n", dir, lc_errmsg(), want);
-        failures++;
+        test_failures++;
     } else if (verbose) {
         fprintf(stderr, "  refused: %s\n", lc_errmsg());
     }
@@ -382,7 +376,7 @@ static void check_qk_rows(const char *model_dir, lc_container *c, int layer, con
     memset(&t, 0, sizeof t);
     CHECK_OK(lc_container_read_tensor(c, cname, &t));
     if (!file || !t.data || ds + e > len) {
-        failures++;
+        test_failures++;
         free(file);
         lc_tensor_release(&t);
         return;
@@ -481,7 +475,7 @@ static void check_model(const char *shared, const char *model, const lc_config *
     double secs = 0;
     if (import_dir(dir, out_name, &rep, &secs) < 0) {
         fprintf(stderr, "import %s: %s\n", model, lc_errmsg());
-        failures++;
+        test_failures++;
         return;
     }
     if (secs_out)
@@ -498,7 +492,7 @@ static void check_model(const char *shared, const char *model, const lc_config *
     lc_container *c;
     if (lc_container_open(out, &c) < 0) {
         fprintf(stderr, "open %s: %s\n", out, lc_errmsg());
-        failures++;
+        test_failures++;
         return;
     }
     lc_config cfg;
@@ -531,7 +525,7 @@ static void check_same_containers(const char *a_path, const char *b_path)
     lc_container *a, *b;
     if (lc_container_open(a_path, &a) < 0 || lc_container_open(b_path, &b) < 0) {
         fprintf(stderr, "open: %s\n", lc_errmsg());
-        failures++;
+        test_failures++;
         return;
     }
     lc_config ca, cb;
@@ -655,7 +649,7 @@ static lc_config read_cfg(const char *out_name)
         CHECK_OK(lc_container_read_config(c, &cfg));
         lc_container_close(c);
     } else {
-        failures++;
+        test_failures++;
     }
     return cfg;
 }
@@ -738,7 +732,7 @@ static void make_sharded(const char *s7, const char *name, int n_shards, const c
     lc_safetensors st;
     if (lc_safetensors_open(&st, path) < 0) {
         fprintf(stderr, "%s\n", lc_errmsg());
-        failures++;
+        test_failures++;
         return;
     }
     /* Header order, minus `drop`, plus `add` (a copy of norm's bytes). */
@@ -786,7 +780,7 @@ static void test_sharded(const char *s7)
     make_sharded(s7, "sharded", 2, NULL, NULL, d, sizeof d);
     if (import_dir(d, "sharded.h5", &rep, NULL) < 0) {
         fprintf(stderr, "sharded import: %s\n", lc_errmsg());
-        failures++;
+        test_failures++;
         return;
     }
     /* digest: XXH64 over shard 1 then shard 2 */
@@ -864,6 +858,7 @@ static void test_sharded(const char *s7)
 
 int main(void)
 {
+    test_begin("test_hf");
     lc_set_quiet(1);
     verbose = getenv("TEST_HF_VERBOSE") && atoi(getenv("TEST_HF_VERBOSE")) > 0;
     const char *base = getenv("TMPDIR");
@@ -881,7 +876,7 @@ int main(void)
     snprintf(m29, sizeof m29, "%s/models/sqz-m29", shared ? shared : "");
     snprintf(probe, sizeof probe, "%s/model.safetensors", s7);
     if (!shared || !*shared || access(probe, R_OK) != 0) {
-        fprintf(stderr, "test_hf: LC_SHARED unset or without models/sqz-s7: import tests skipped\n");
+        SKIP("HF import of the shared models: LC_SHARED unset or without models/sqz-s7");
     } else {
         lc_config want = {
             .arch = "llama", .dim = 256, .n_layers = 6, .n_heads = 8, .n_kv_heads = 4, .head_dim = 32,
@@ -903,10 +898,5 @@ int main(void)
     }
 
     rm_rf(tmpdir);
-    if (failures) {
-        fprintf(stderr, "test_hf: %d check(s) failed\n", failures);
-        return 1;
-    }
-    fprintf(stderr, "test_hf: all passed\n");
-    return 0;
+    return test_end("test_hf");
 }

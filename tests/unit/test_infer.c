@@ -188,7 +188,7 @@ static void encoded_paths(const char *file, double tol, int act8)
     char p[600];
     snprintf(p, sizeof p, "%s/models/gguf/%s", shared, file);
     if (access(p, R_OK)) {
-        fprintf(stderr, "test_infer: skip %s (absent)\n", file);
+        SKIP("GGUF inference check: %s absent", file);
         return;
     }
     lc_container *c = import_tmp(p, NULL, LC_IMPORT_GGUF, "enc");
@@ -330,11 +330,12 @@ static void bad_calls(void)
 
 int main(int argc, char **argv)
 {
+    test_begin("test_infer");
     lc_blas_ensure(argc, argv);
     shared = test_shared();
     if (!shared) {
-        fprintf(stderr, "test_infer: skip: LC_SHARED models not found\n");
-        return 0;
+        SKIP("inference against golden logits: LC_SHARED models not found");
+        return test_end("test_infer");
     }
     snprintf(tmpdir, sizeof tmpdir, "%s/lc-test-infer.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!mkdtemp(tmpdir)) {

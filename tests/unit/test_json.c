@@ -3,6 +3,7 @@
  * Exits non-zero if any check fails.
  */
 #include "io/json.h"
+#include "test.h"
 #include "core/lc.h"
 
 #include <math.h>
@@ -10,22 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int failures;
 
-#define CHECK(cond)                                                              \
-    do {                                                                         \
-        if (!(cond)) {                                                           \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                          \
-        }                                                                        \
-    } while (0)
 
 static lc_json *parse_ok(const char *s)
 {
     lc_json *v = NULL;
     if (lc_json_parse(s, strlen(s), &v) < 0) {
         fprintf(stderr, "unexpected parse failure for <%s>: %s\n", s, lc_errmsg());
-        failures++;
+        test_failures++;
         return NULL;
     }
     return v;
@@ -37,17 +30,17 @@ static void parse_bad_n(const char *s, size_t n, const char *want)
     lc_json *v = NULL;
     if (lc_json_parse(s, n, &v) == 0) {
         fprintf(stderr, "parse of <%.*s> should fail\n", (int)n, s);
-        failures++;
+        test_failures++;
         lc_json_free(v);
         return;
     }
     if (v) {
         fprintf(stderr, "failed parse left a tree\n");
-        failures++;
+        test_failures++;
     }
     if (want && !strstr(lc_errmsg(), want)) {
         fprintf(stderr, "parse of <%.*s>: message '%s' lacks '%s'\n", (int)n, s, lc_errmsg(), want);
-        failures++;
+        test_failures++;
     }
 }
 
@@ -370,16 +363,12 @@ static void test_build_dump(void)
 
 int main(void)
 {
+    test_begin("test_json");
     test_scalars();
     test_strings();
     test_containers();
     test_depth();
     test_truncation();
     test_build_dump();
-    if (failures) {
-        fprintf(stderr, "test_json: %d check(s) failed\n", failures);
-        return 1;
-    }
-    fprintf(stderr, "test_json: all passed\n");
-    return 0;
+    return test_end("test_json");
 }

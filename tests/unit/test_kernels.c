@@ -203,7 +203,12 @@ static void test_pool(void)
 
 int main(void)
 {
+    test_begin("test_kernels");
     lc_isa best = lc_isa_detect();
+    if (best < LC_ISA_AVX2)
+        SKIP("AVX2 and AVX-512 kernels against the reference: this CPU has neither");
+    else if (best < LC_ISA_AVX512)
+        SKIP("AVX-512 kernels against the reference: this CPU has AVX2 only");
     fprintf(stderr, "test_kernels: ISA levels scalar..%s\n", lc_isa_name(best));
     static const struct cfg cfgs[] = {
         {LC_WF_F32, 0, 0, 0},           {LC_WF_F16, 0, 0, 0},          {LC_WF_BF16, 0, 0, 0},

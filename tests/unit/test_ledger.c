@@ -570,6 +570,7 @@ fail:
 
 int main(int argc, char **argv)
 {
+    test_begin("test_ledger");
     if (argc == 3 && strcmp(argv[1], "--fixture") == 0)
         return fixture(argv[2]);
     snprintf(tmpdir, sizeof tmpdir, "%s/lc-ledger.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");

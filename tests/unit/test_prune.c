@@ -580,6 +580,7 @@ static void test_params(void)
 
 int main(void)
 {
+    test_begin("test_prune");
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     test_params();
     test_exact();

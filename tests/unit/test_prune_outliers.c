@@ -165,10 +165,11 @@ static lc_container *prune(lc_container *in, lc_prune_method method, int nsample
 
 int main(int argc, char **argv)
 {
+    test_begin("test_prune_outliers");
     lc_blas_ensure(argc, argv);
     const char *sh = test_shared();
     if (!sh) {
-        fprintf(stderr, "skip: test_prune_outliers needs LC_SHARED (sqz-m29)\n");
+        SKIP("outlier experiments: need LC_SHARED (sqz-m29)");
         return test_end("test_prune_outliers");
     }
     int chunks = env_int("LC_OUTLIER_CHUNKS", 8), nsamples = env_int("LC_OUTLIER_NSAMPLES", 16);

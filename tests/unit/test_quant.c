@@ -769,6 +769,7 @@ static void test_awq(void)
 
 int main(int argc, char **argv)
 {
+    test_begin("test_quant");
     (void)argc;
     /* OpenBLAS picks its kernels at load time; Debian's build does not know
      * this CPU (DESIGN.md), so re-execute once with the core named. */

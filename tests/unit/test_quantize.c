@@ -76,6 +76,7 @@ static int layer(void *ud, lc_model *m, int l, const lc_layer_stats *st)
 
 int main(int argc, char **argv)
 {
+    test_begin("test_quantize");
     lc_blas_ensure(argc, argv);
     const char *sh = test_shared();
     lc_container *c = NULL;
@@ -93,7 +94,7 @@ int main(int argc, char **argv)
         CHECK(lc_import_hf(dir, w, &rep) == 0, "import: %s", lc_errmsg());
         o.nsamples = 16, o.seqlen = 256;
     } else {
-        fprintf(stderr, "skip: no LC_SHARED models; synthetic model and text\n");
+        SKIP("quantize on sqz-s7: no LC_SHARED models (synthetic model and text instead)");
         CHECK(lc_import_synthetic(9, w, &rep) == 0, "synthetic: %s", lc_errmsg());
         int fd = mkstemp(txt);
         for (int i = 0; i < 300; i++) {

@@ -216,7 +216,12 @@ static void check_bytes(void)
 
 int main(void)
 {
+    test_begin("test_sparse");
     lc_isa best = lc_isa_detect();
+    if (best < LC_ISA_AVX2)
+        SKIP("AVX2 and AVX-512 kernels against the reference: this CPU has neither");
+    else if (best < LC_ISA_AVX512)
+        SKIP("AVX-512 kernels against the reference: this CPU has AVX2 only");
     fprintf(stderr, "test_sparse: ISA levels scalar..%s\n", lc_isa_name(best));
     static const struct cfg nm_cfgs[] = {
         {2, 4, 0, LC_DT_F32, 0, 0, 0, LC_WF_NM},          {4, 8, 0, LC_DT_F32, 0, 0, 0, LC_WF_NM},

@@ -8,6 +8,7 @@
  * corrupted tokenizer.model buffers.  Exits non-zero if any check fails.
  */
 #include "core/lc.h"
+#include "test.h"
 #include "core/tokenizer.h"
 
 #include <stdio.h>
@@ -15,15 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-static int failures;
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-            failures++;                                                              \
-        }                                                                            \
-    } while (0)
 
 #define SP "\xe2\x96\x81"
 
@@ -37,7 +30,7 @@ static void expect_pieces(lc_tokenizer *tk, const char *text, const char *const 
     size_t n = 0;
     if (lc_tokenizer_encode(tk, text, strlen(text), &ids, &n) < 0) {
         fprintf(stderr, "line %d: encode '%s' failed: %s\n", line, text, lc_errmsg());
-        failures++;
+        test_failures++;
         return;
     }
     int ok = n == n_want;
@@ -57,7 +50,7 @@ static void expect_pieces(lc_tokenizer *tk, const char *text, const char *const 
         for (size_t i = 0; i < n_want; i++)
             fprintf(stderr, " [%s]", want[i]);
         fprintf(stderr, "\n");
-        failures++;
+        test_failures++;
     }
     free(ids);
 }
@@ -79,7 +72,7 @@ static void expect_round_trip(lc_tokenizer *tk, const char *text, size_t len, co
     if (lc_tokenizer_encode(tk, text, len, &ids, &n) < 0 ||
         lc_tokenizer_decode(tk, ids, n, &out, &out_len) < 0) {
         fprintf(stderr, "%s: round trip failed: %s\n", label, lc_errmsg());
-        failures++;
+        test_failures++;
     } else if (out_len != want_len || memcmp(out, want, want_len) != 0) {
         size_t i = 0;
         while (i < out_len && i < want_len && out[i] == want[i])
@@ -88,7 +81,7 @@ static void expect_round_trip(lc_tokenizer *tk, const char *text, size_t len, co
         fprintf(stderr, "%s: round trip differs at byte %zu (lengths %zu, %zu):\n  got  '%.*s'\n  want '%.*s'\n",
                 label, i, out_len, want_len, (int)((out_len - from) > 80 ? 80 : out_len - from),
                 out + from, (int)((want_len - from) > 80 ? 80 : want_len - from), want + from);
-        failures++;
+        test_failures++;
     }
     free(ids);
     free(out);
@@ -144,7 +137,7 @@ static int vocab_build(lc_tokenizer *tk, vocab *v, int with_types)
     if (lc_tokenizer_from_arrays(tk, v->n, v->pieces, v->lens, v->scores,
                                  with_types ? v->types : NULL) < 0) {
         fprintf(stderr, "from_arrays failed: %s\n", lc_errmsg());
-        failures++;
+        test_failures++;
         return -1;
     }
     return 0;
@@ -351,7 +344,7 @@ static void test_spm_built(void)
     build_model(&p, good);
     if (lc_tokenizer_from_spm(&tk, p.b, p.n) < 0) {
         fprintf(stderr, "built model: %s\n", lc_errmsg());
-        failures++;
+        test_failures++;
     } else {
         CHECK(tk.n_vocab == 2 + 1 + 256 + 5 && tk.unk_id == 0 && tk.bos_id == 1 && tk.pad_id == -1);
         CHECK(tk.add_dummy_prefix == 1 && tk.remove_extra_whitespaces == 0 && tk.byte_fallback == 1);
@@ -377,7 +370,7 @@ static void test_spm_built(void)
         if (rc == 0 || !strstr(lc_errmsg(), bad[i].msg)) {
             fprintf(stderr, "bad model %zu: rc %d, message '%s', want '%s'\n", i, rc,
                     rc ? lc_errmsg() : "", bad[i].msg);
-            failures++;
+            test_failures++;
         }
         CHECK(tk.blob == NULL && tk.priv == NULL);
         lc_tokenizer_release(&tk);
@@ -403,7 +396,7 @@ static void test_spm_built(void)
         if (rc == 0 || !strstr(lc_errmsg(), wire[i].msg)) {
             fprintf(stderr, "wire case %zu: rc %d, message '%s', want '%s'\n", i, rc,
                     rc ? lc_errmsg() : "", wire[i].msg);
-            failures++;
+            test_failures++;
         }
         lc_tokenizer_release(&tk);
     }
@@ -416,7 +409,7 @@ static int read_asset(const char *dir, const char *rel, uint8_t **buf, size_t *l
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, rel);
     if (lc_read_file(path, 0, buf, len) < 0) {
-        fprintf(stderr, "skip: %s\n", lc_errmsg());
+        SKIP("%s", lc_errmsg());
         return -1;
     }
     return 0;
@@ -455,7 +448,7 @@ static void test_reference_ids(lc_tokenizer *tk, const char *shared, const char 
     double dt = lc_now() - t0;
     if (rc < 0 || !want) {
         fprintf(stderr, "%s: encode failed: %s\n", rel, lc_errmsg());
-        failures++;
+        test_failures++;
     } else {
         fprintf(stderr, "%s: %zu bytes -> %zu ids in %.3f s\n", rel, text_len, n, dt);
         size_t i = 0;
@@ -466,7 +459,7 @@ static void test_reference_ids(lc_tokenizer *tk, const char *shared, const char 
             show_context(tk, ids, n, i);
             fprintf(stderr, "  want:");
             show_context(tk, want, n_ref, i);
-            failures++;
+            test_failures++;
         }
         /* identity normalizer without whitespace squeezing: exact text */
         CHECK(tk->remove_extra_whitespaces == 0);
@@ -490,7 +483,7 @@ static void test_damage(const uint8_t *model, size_t len)
         int rc = lc_tokenizer_from_spm(&tk, buf, n);
         if (rc == 0) {
             fprintf(stderr, "prefix of %zu bytes loaded\n", n);
-            failures++;
+            test_failures++;
         }
         CHECK(tk.blob == NULL);
         lc_tokenizer_release(&tk);
@@ -541,7 +534,7 @@ static void test_llama2c(const char *shared)
     lc_tokenizer tk = {0};
     if (lc_tokenizer_from_llama2c(&tk, buf, len, 512) < 0) {
         fprintf(stderr, "tok512.bin: %s\n", lc_errmsg());
-        failures++;
+        test_failures++;
         free(buf);
         return;
     }
@@ -595,7 +588,7 @@ static void test_assets(const char *shared)
     lc_tokenizer tk = {0};
     if (lc_tokenizer_from_spm(&tk, model, len) < 0) {
         fprintf(stderr, "sqz-m29 tokenizer.model: %s\n", lc_errmsg());
-        failures++;
+        test_failures++;
         free(model);
         return;
     }
@@ -622,17 +615,13 @@ static void test_assets(const char *shared)
 
 int main(void)
 {
+    test_begin("test_tokenizer");
     test_small_vocab();
     test_spm_built();
     const char *shared = getenv("LC_SHARED");
     if (!shared || !*shared)
-        fprintf(stderr, "skip: LC_SHARED is not set; asset tests not run\n");
+        SKIP("tokenizer asset tests: LC_SHARED is not set");
     else
         test_assets(shared);
-    if (failures) {
-        fprintf(stderr, "test_tokenizer: %d failure(s)\n", failures);
-        return 1;
-    }
-    fprintf(stderr, "test_tokenizer: ok\n");
-    return 0;
+    return test_end("test_tokenizer");
 }
