@@ -5,6 +5,7 @@
 #   make deps       install the Debian packages (as root), or print the command
 #   make install PREFIX=/usr/local
 #   make asan       build and test with AddressSanitizer/UBSan
+#   make tsan       the pool and kernel tests under ThreadSanitizer
 #   make bench      benchmarks (not tests)
 
 PREFIX   ?= /usr/local
@@ -15,6 +16,10 @@ CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 CFLAGS   += -std=gnu11 -Wall -Wextra -Wno-unused-parameter -Wshadow -Werror=implicit-function-declaration -Wno-format-truncation -fno-strict-aliasing -pthread -MMD -MP
+# Sanitizers (make asan / make tsan) add to the flags above, never replace them.
+SAN      ?=
+CFLAGS   += $(SAN)
+LDFLAGS  += $(SAN)
 # pkg-config is asked when a recipe runs (deferred `=`), not when the Makefile
 # is parsed: on a fresh machine the packages arrive with $(DEPS_STAMP), after
 # parsing.
@@ -41,7 +46,7 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 .SECONDARY:
-.PHONY: all check layers unit cli fuzz-smoke demo deps install asan bench clean
+.PHONY: all check layers unit cli fuzz-smoke demo deps install asan tsan bench clean
 all: $(TOOLS)
 
 # Dependencies are checked once per build tree; `make deps` forces it.
@@ -105,15 +110,24 @@ install: all
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 asan:
-	$(MAKE) BUILD=build-asan CC=clang OPT=-O1 \
-	  CFLAGS_EXTRA= CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	  LDFLAGS="-fsanitize=address,undefined" unit
+	$(MAKE) BUILD=$(ASAN_BUILD) CC=clang OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" unit
+
+# The pool and the kernels that run on it, under ThreadSanitizer (OpenBLAS
+# is not instrumented, so tests that call it are left out).
+TSAN_TESTS := test_pool test_kernels test_kernels_q8 test_sparse
+tsan:
+	$(MAKE) BUILD=$(TSAN_BUILD) CC=clang OPT=-O1 SAN="-fsanitize=thread" $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)
+	@fail=0; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
+	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(TSAN_BUILD)/tests/$$t || { echo "FAIL: tsan $$t"; fail=1; }; \
+	done; exit $$fail
 
 bench: all
 	@./pipelines/bench.sh
 
 clean:
-	rm -rf $(BUILD) build-asan bin fuzz-out
+	rm -rf $(BUILD) build-asan build-tsan bin fuzz-out
 
 -include $(LIB_OBJ:.o=.d) $(UNIT_BIN:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) $(TOOLS:bin/%=$(BUILD)/cmd/%.d)

@@ -8,7 +8,6 @@
  * orders (each <= (cols - 1) * 2^-24 * sum |terms|). */
 #include "kernels/kernels.h"
 #include "core/tensor.h"
-#include "core/pool.h"
 #include "test.h"
 
 #include <math.h>
@@ -170,36 +169,6 @@ static void test_vec(lc_isa best)
     }
 }
 
-static long item_hits[10007];
-static void count_task(void *ctx, long a, long b)
-{
-    for (long i = a; i < b; i++)
-        item_hits[i]++;
-    (void)ctx;
-}
-
-/* Every item of every loop is run exactly once, whatever the grain. */
-static void test_pool(void)
-{
-    for (int nt = 1; nt <= 3; nt++) {
-        lc_pool *p;
-        CHECK(lc_pool_new(nt, &p) == 0, "pool %d: %s", nt, lc_errmsg());
-        for (int rep = 0; rep < 3000; rep++) {
-            long n = 1 + (long)(rnd() % 10007), grain = 1 + (long)(rnd() % 64);
-            memset(item_hits, 0, sizeof item_hits);
-            lc_pool_for(p, n, grain, count_task, NULL);
-            long bad = 0;
-            for (long i = 0; i < n; i++)
-                bad += item_hits[i] != 1;
-            if (bad) {
-                CHECK(0, "pool %d threads, loop %d (n %ld, grain %ld): %ld items not run exactly once", nt, rep, n,
-                      grain, bad);
-                break;
-            }
-        }
-        lc_pool_free(p);
-    }
-}
 
 int main(void)
 {
@@ -229,6 +198,5 @@ int main(void)
     check_one(&cfgs[0], 67, 1023, best);
     check_one(&cfgs[7], 67, 1024, best);
     test_vec(best);
-    test_pool();
     return test_end("test_kernels");
 }
