@@ -117,7 +117,7 @@ asan:
 
 # The pool and the kernels that run on it, under ThreadSanitizer (OpenBLAS
 # is not instrumented, so tests that call it are left out).
-TSAN_TESTS := test_pool test_kernels test_kernels_q8 test_sparse
+TSAN_TESTS := test_pool test_sample test_kernels test_kernels_q8 test_sparse
 tsan:
 	$(MAKE) BUILD=$(TSAN_BUILD) CC=clang OPT=-O1 SAN="-fsanitize=thread" $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)
 	@fail=0; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \

@@ -800,8 +800,8 @@ int lc_sampler_init(lc_sampler *s, int n_vocab, float temp, float top_p, uint64_
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     s->rng = (z ^ (z >> 31)) | 1;
     s->probs = lc_malloc((size_t)n_vocab * sizeof *s->probs);
-    s->idx = lc_malloc((size_t)n_vocab * sizeof *s->idx);
-    if (!s->probs || !s->idx) {
+    s->cand = lc_malloc((size_t)n_vocab * sizeof *s->cand);
+    if (!s->probs || !s->cand) {
         lc_sampler_release(s);
         return -1;
     }
@@ -811,7 +811,7 @@ int lc_sampler_init(lc_sampler *s, int n_vocab, float temp, float top_p, uint64_
 void lc_sampler_release(lc_sampler *s)
 {
     free(s->probs);
-    free(s->idx);
+    free(s->cand);
     memset(s, 0, sizeof *s);
 }
 
@@ -825,12 +825,12 @@ static float rng_f32(uint64_t *st)
     return (float)(u >> 8) / 16777216.0f;
 }
 
-static const float *sort_probs;
+/* Candidates carry their probability, so the comparator needs no state
+ * outside its arguments (two samplers may sort in two threads at once). */
 static int cmp_prob_desc(const void *a, const void *b)
 {
-    int32_t i = *(const int32_t *)a, j = *(const int32_t *)b;
-    float pi = sort_probs[i], pj = sort_probs[j];
-    return pi > pj ? -1 : pi < pj ? 1 : (i > j) - (i < j); /* ties by id: deterministic */
+    const struct lc_prob_id *x = a, *y = b;
+    return x->p > y->p ? -1 : x->p < y->p ? 1 : (x->id > y->id) - (x->id < y->id); /* ties by id: deterministic */
 }
 
 int lc_sampler_sample(lc_sampler *s, float *logits)
@@ -862,13 +862,12 @@ int lc_sampler_sample(lc_sampler *s, float *logits)
     int m = 0;
     for (int i = 0; i < n; i++)
         if (p[i] >= cutoff)
-            s->idx[m++] = i;
-    sort_probs = p;
-    qsort(s->idx, (size_t)m, sizeof *s->idx, cmp_prob_desc);
+            s->cand[m].p = p[i], s->cand[m++].id = i;
+    qsort(s->cand, (size_t)m, sizeof *s->cand, cmp_prob_desc);
     float cum = 0;
     int last = m - 1;
     for (int i = 0; i < m; i++) {
-        cum += p[s->idx[i]];
+        cum += s->cand[i].p;
         if (cum > s->top_p) {
             last = i;
             break;
@@ -876,11 +875,11 @@ int lc_sampler_sample(lc_sampler *s, float *logits)
     }
     float r = coin * cum, cdf = 0;
     for (int i = 0; i <= last; i++) {
-        cdf += p[s->idx[i]];
+        cdf += s->cand[i].p;
         if (r < cdf)
-            return s->idx[i];
+            return s->cand[i].id;
     }
-    return s->idx[last];
+    return s->cand[last].id;
 }
 
 /* ---- generation ----------------------------------------------------------------- */

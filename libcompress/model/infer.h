@@ -65,7 +65,7 @@ typedef struct lc_sampler {
     float temp, top_p;
     uint64_t rng;
     float *probs;   /* n_vocab */
-    int32_t *idx;   /* n_vocab */
+    struct lc_prob_id { float p; int32_t id; } *cand; /* n_vocab: nucleus candidates, sorted */
 } lc_sampler;
 int lc_sampler_init(lc_sampler *s, int n_vocab, float temp, float top_p, uint64_t seed);
 /* Pick the next token; logits (n_vocab) are overwritten. */
