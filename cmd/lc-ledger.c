@@ -459,14 +459,30 @@ static int cmd_list(lc_ledger *l, const struct opts *o, FILE *f)
 static int cmd_show(lc_ledger *l, const struct opts *o, FILE *f)
 {
     lc_run *r = lc_malloc(sizeof *r);
-    lc_profile p;
-    int found = 0, n;
+    int n;
     const lc_run_field *fl = lc_run_fields(&n);
     if (!r)
         return -1;
-    if (lc_ledger_get(l, o->id[0], r) || (r->profile[0] && lc_ledger_get_profile(l, r->profile, &p, &found))) {
+    if (lc_ledger_get(l, o->id[0], r)) {
         free(r);
         return -1;
+    }
+    /* the definition the run was written under (its profile_* columns),
+     * not today's row of the profiles table */
+    int found = r->profile[0] && r->profile_isa[0], current = 0;
+    lc_profile p = {0};
+    if (found) {
+        snprintf(p.name, sizeof p.name, "%s", r->profile);
+        p.threads = r->profile_threads, p.mem_budget = r->profile_mem_budget, p.n_ctx = r->profile_n_ctx;
+        if (lc_profile_isa_parse(r->profile_isa, &p.isa))
+            found = 0;
+    } else if (r->profile[0]) {
+        /* a row written without a definition (by hand): today's, said so */
+        if (lc_ledger_get_profile(l, r->profile, &p, &found)) {
+            free(r);
+            return -1;
+        }
+        current = found;
     }
     char mem[32] = "";
     if (found)
@@ -479,8 +495,8 @@ static int cmd_show(lc_ledger *l, const struct opts *o, FILE *f)
             fprintf(f, "%-22s %s\n", fl[i].name, cell);
         }
         if (found)
-            fprintf(f, "%-22s %s: threads %d, mem %s, isa %s, ctx %d\n", "profile definition", p.name, p.threads, mem,
-                    lc_profile_isa_str(p.isa), p.n_ctx);
+            fprintf(f, "%-22s %s: threads %d, mem %s, isa %s, ctx %d%s\n", "profile definition", p.name, p.threads, mem,
+                    lc_profile_isa_str(p.isa), p.n_ctx, current ? " (today's; the run stored none)" : "");
     } else if (o->format == FMT_CSV) {
         fprintf(f, "field,value\nid,%lld\n", (long long)o->id[0]);
         for (int i = 0; i < n; i++) {
@@ -488,9 +504,6 @@ static int cmd_show(lc_ledger *l, const struct opts *o, FILE *f)
             put_csv_field(f, r, &fl[i]);
             fputc('\n', f);
         }
-        if (found)
-            fprintf(f, "profile_threads,%d\nprofile_mem_budget,%lld\nprofile_isa,%s\nprofile_n_ctx,%d\n", p.threads,
-                    (long long)p.mem_budget, lc_profile_isa_str(p.isa), p.n_ctx);
     } else {
         put_json_run_open(f, o->id[0], r);
         fputs(", \"profile_definition\": ", f);

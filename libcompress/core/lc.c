@@ -94,15 +94,19 @@ int lc_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len)
         return lc_error("cannot open '%s': %s", path, strerror(errno));
     struct stat st;
     size_t cap = 1 << 16, n = 0;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
-        if (S_ISDIR(st.st_mode))
-            goto isdir;
-        cap = (size_t)st.st_size + 1;
-    } else if (fd != STDIN_FILENO && S_ISDIR(st.st_mode)) {
-    isdir:
-        close(fd);
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        if (fd != STDIN_FILENO)
+            close(fd);
+        return lc_error("cannot stat '%s': %s", label, strerror(e));
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (fd != STDIN_FILENO)
+            close(fd);
         return lc_error("cannot read '%s': is a directory", label);
     }
+    if (S_ISREG(st.st_mode))
+        cap = (size_t)st.st_size + 1;
     if (max_bytes && cap > max_bytes + 1)
         cap = max_bytes + 1;
     uint8_t *buf = lc_malloc(cap);

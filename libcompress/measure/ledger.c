@@ -29,7 +29,8 @@ struct lc_ledger {
 
 enum { P = LC_FF_PROTOCOL, M = LC_FF_METRIC, H = LC_FF_HIGHER, B = LC_FF_BASE };
 
-/* Same order as the columns of `runs` in schema version 1 (after id). */
+/* Same order as the columns of `runs` (after id): version 1, then the
+ * columns each later step appends. */
 static const lc_run_field fields[] = {
     TXT(time, 0, "UTC ISO 8601 time the row was written"),
     TXT(model_digest, 0, "XXH64 of the container bytes"),
@@ -66,6 +67,11 @@ static const lc_run_field fields[] = {
     INT(fits_budget, 0, "1 when peak_rss fits the profile's mem_budget, 0 when not"),
     TXT(host, 0, "host name of the machine"),
     TXT(build, 0, "libcompress version (and git describe)"),
+    /* schema 2 */
+    INT(profile_threads, 0, "the profile's threads when the run was written"),
+    I64(profile_mem_budget, 0, "the profile's memory budget (bytes) when the run was written"),
+    TXT(profile_isa, 0, "the profile's ISA level when the run was written"),
+    INT(profile_n_ctx, 0, "the profile's context length when the run was written"),
 };
 #define N_FIELDS ((int)(sizeof fields / sizeof fields[0]))
 
@@ -250,6 +256,15 @@ static const char *const schema_steps[LC_LEDGER_SCHEMA_VERSION] = {
     "CREATE INDEX runs_profile ON runs (profile);\n"
     "CREATE INDEX runs_model ON runs (model_digest);\n"
     "CREATE INDEX runs_protocol ON runs (dataset, n_ctx, scoring);\n",
+    /* 1 -> 2: each run keeps the definition of the profile it ran under
+     * (version 1 kept only the name, and upserted definitions by name);
+     * older runs get the definition stored now, the best that is known */
+    "ALTER TABLE runs ADD COLUMN profile_threads INTEGER;\n"
+    "ALTER TABLE runs ADD COLUMN profile_mem_budget INTEGER;\n"
+    "ALTER TABLE runs ADD COLUMN profile_isa TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE runs ADD COLUMN profile_n_ctx INTEGER;\n"
+    "UPDATE runs SET profile_threads = p.threads, profile_mem_budget = p.mem_budget, profile_isa = p.isa,\n"
+    "  profile_n_ctx = p.n_ctx FROM profiles AS p WHERE p.name = runs.profile;\n",
 };
 
 /* ---- SQLite plumbing ----------------------------------------------------------- */
@@ -710,6 +725,10 @@ int lc_ledger_add(lc_ledger *l, const lc_run *r, const lc_profile *p, int64_t *i
             free(run);
             return lc_error("run profile '%.63s' differs from the profile given ('%s')", r->profile, p->name);
         }
+        run->profile_threads = p->threads;
+        run->profile_mem_budget = p->mem_budget;
+        snprintf(run->profile_isa, sizeof run->profile_isa, "%s", lc_profile_isa_str(p->isa));
+        run->profile_n_ctx = p->n_ctx;
     }
     if (validate_run(run)) {
         free(run);

@@ -89,6 +89,12 @@ typedef struct lc_run {
     char host[128];
     char build[64];          /* LC_VERSION + git describe if known */
     char time[32];           /* UTC ISO 8601 */
+    /* the profile's definition when the run was written (schema 2): a run
+     * keeps what it ran under, whatever the profiles table says later */
+    int profile_threads;
+    int64_t profile_mem_budget;
+    char profile_isa[16];
+    int profile_n_ctx;
 } lc_run;
 
 /* Initialise every numeric field to NaN / -1 and strings to "". */
@@ -107,15 +113,17 @@ int lc_ledger_add(lc_ledger *l, const lc_run *r, const lc_profile *p, int64_t *i
 /* lc_ledger_add details: r->time, r->host and r->build are filled in (UTC
  * now, gethostname(), LC_VERSION) when empty; r->profile defaults to
  * p->name and must equal it when both are set.  NaN doubles and -1 integers
- * are stored as SQL NULL.  Storing p upserts the `profiles` row; when the
- * stored definition differs it is replaced and a warning is logged. */
+ * are stored as SQL NULL.  The run stores p's definition in its profile_*
+ * columns; p also upserts the `profiles` row (the current definitions):
+ * when the stored one differs it is replaced and a warning is logged, and
+ * runs written earlier keep theirs. */
 
 /* ---- schema ---------------------------------------------------------------- */
 
 /* PRAGMA user_version this code writes and understands.  Opening a ledger
  * with a larger version fails (a newer libcompress wrote it); a smaller one
  * is migrated step by step inside one BEGIN IMMEDIATE transaction. */
-#define LC_LEDGER_SCHEMA_VERSION 1
+#define LC_LEDGER_SCHEMA_VERSION 2
 #define LC_LEDGER_BUSY_TIMEOUT_MS 30000
 
 /* Open an existing ledger for reading (lc-ledger): a missing file is an

@@ -61,6 +61,20 @@ done:
     return ok ? 0 : -1;
 }
 
+/* Run every statement of sql (sqlite3_exec). */
+static int raw_exec(const char *db, const char *sql)
+{
+    sqlite3 *h;
+    char *err = NULL;
+    int ok = sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) == SQLITE_OK &&
+             sqlite3_exec(h, sql, NULL, NULL, &err) == SQLITE_OK;
+    if (!ok)
+        fprintf(stderr, "raw_exec: %s\n", err ? err : sqlite3_errmsg(h));
+    sqlite3_free(err);
+    sqlite3_close(h);
+    return ok ? 0 : -1;
+}
+
 static void sample_run(lc_run *r, const char *model, const char *recipe, double ppl, double kld, double bpw)
 {
     lc_run_init(r);
@@ -133,7 +147,7 @@ static void test_schema(void)
         return;
     CHECK(strcmp(lc_ledger_path(l), db) == 0, "path %s", lc_ledger_path(l));
     lc_ledger_close(l);
-    CHECK(raw_sql(db, "PRAGMA user_version", v, sizeof v) == 0 && strcmp(v, "1") == 0, "user_version %s", v);
+    CHECK(raw_sql(db, "PRAGMA user_version", v, sizeof v) == 0 && strcmp(v, "2") == 0, "user_version %s", v);
     CHECK(raw_sql(db, "PRAGMA journal_mode", v, sizeof v) == 0 && strcmp(v, "wal") == 0, "journal_mode %s", v);
     CHECK(raw_sql(db,
                   "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'index' "
@@ -176,6 +190,8 @@ static void test_roundtrip(void)
     CHECK(lc_ledger_add(l, &r, &p, &id1) == 0, "%s", lc_errmsg());
     CHECK(id1 == 1, "id %lld", (long long)id1);
     strcpy(r.profile, "edge-1c");
+    r.profile_threads = p.threads, r.profile_mem_budget = p.mem_budget, r.profile_n_ctx = p.n_ctx;
+    strcpy(r.profile_isa, lc_profile_isa_str(p.isa));
     CHECK(lc_ledger_get(l, id1, &back) == 0, "%s", lc_errmsg());
     CHECK(same_run(&r, &back), "round trip differs");
 
@@ -241,6 +257,11 @@ static void test_roundtrip(void)
     CHECK(lc_ledger_add(l, &r, &p, NULL) == 0, "%s", lc_errmsg());
     lc_set_quiet(0);
     CHECK(lc_ledger_get_profile(l, "edge-1c", &q, &found) == 0 && found && q.threads == 3, "upsert");
+    /* ... and the runs written before keep the definition they ran under */
+    lc_run first;
+    CHECK(lc_ledger_get(l, 1, &first) == 0 && first.profile_threads == 1 && first.profile_mem_budget == 512 << 20 &&
+              !strcmp(first.profile_isa, "avx2") && first.profile_n_ctx == 512,
+          "run 1 keeps its profile: threads %d", first.profile_threads);
     lc_ledger_close(l);
 }
 
@@ -511,6 +532,11 @@ static void test_concurrent(void)
         sample_run(&want, r->model_name, "lc-quant --bits 4", 100.0 * w + i, 0.001 * i, w + 0.5);
         want.chunks = w * 1000 + i;
         strcpy(want.profile, w % 2 ? "edge-1c" : "laptop-2c");
+        lc_profile pw;
+        if (lc_profile_find(want.profile, NULL, &pw) == 0) {
+            want.profile_threads = pw.threads, want.profile_mem_budget = pw.mem_budget, want.profile_n_ctx = pw.n_ctx;
+            strcpy(want.profile_isa, lc_profile_isa_str(pw.isa));
+        }
         bad += !same_run(r, &want);
     }
     int missing = 0;
@@ -568,6 +594,44 @@ fail:
     return 1;
 }
 
+/* A version-1 ledger (profile definitions only in the profiles table) is
+ * migrated: its runs get the definition stored then. */
+static void test_migrate_v1(void)
+{
+    const char *db = tmp("v1.db");
+    char v[256];
+    CHECK(raw_exec(db,
+                  "CREATE TABLE profiles (name TEXT PRIMARY KEY NOT NULL, threads INTEGER NOT NULL, mem_budget "
+                  "INTEGER NOT NULL, isa TEXT NOT NULL, n_ctx INTEGER NOT NULL, updated TEXT NOT NULL);"
+                  "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL DEFAULT '', "
+                  "model_digest TEXT NOT NULL DEFAULT '', model_name TEXT NOT NULL DEFAULT '', recipe TEXT NOT NULL "
+                  "DEFAULT '', profile TEXT NOT NULL DEFAULT '', dataset TEXT NOT NULL DEFAULT '', text_digest TEXT "
+                  "NOT NULL DEFAULT '', tokenizer_digest TEXT NOT NULL DEFAULT '', n_ctx INTEGER, scoring TEXT NOT "
+                  "NULL DEFAULT '', tokens_scored INTEGER, chunks INTEGER, base_digest TEXT NOT NULL DEFAULT '', ppl "
+                  "REAL, ppl_stderr REAL, kld_mean REAL, kld_median REAL, kld_p99 REAL, top1 REAL, rms_dp REAL, "
+                  "ln_ppl_ratio REAL, prefill_tok_s REAL, prefill_tok_s_spread REAL, decode_tok_s REAL, "
+                  "decode_tok_s_spread REAL, speed_reps INTEGER, threads INTEGER, isa TEXT NOT NULL DEFAULT '', "
+                  "peak_rss INTEGER, stored_bytes INTEGER, n_weights INTEGER, bpw REAL, fits_budget INTEGER CHECK "
+                  "(fits_budget IN (0, 1)), host TEXT NOT NULL DEFAULT '', build TEXT NOT NULL DEFAULT '');"
+                  "CREATE INDEX runs_profile ON runs (profile); CREATE INDEX runs_model ON runs (model_digest);"
+                  "CREATE INDEX runs_protocol ON runs (dataset, n_ctx, scoring);"
+                  "INSERT INTO profiles VALUES ('edge-1c', 1, 536870912, 'avx2', 512, '2026-01-01T00:00:00Z');"
+                  "INSERT INTO runs (model_name, profile, ppl) VALUES ('old', 'edge-1c', 20.5), ('none', '', 21);"
+                  "PRAGMA user_version = 1;") == 0,
+          "version-1 ledger written");
+    lc_ledger *l;
+    CHECK(lc_ledger_open(db, &l) == 0, "migrate: %s", lc_errmsg());
+    if (!l)
+        return;
+    lc_run r;
+    CHECK(lc_ledger_get(l, 1, &r) == 0 && r.profile_threads == 1 && r.profile_mem_budget == 536870912 &&
+              !strcmp(r.profile_isa, "avx2") && r.profile_n_ctx == 512 && r.ppl == 20.5,
+          "v1 run gets the stored definition: threads %d isa '%s'", r.profile_threads, r.profile_isa);
+    CHECK(lc_ledger_get(l, 2, &r) == 0 && r.profile_threads == -1 && !r.profile_isa[0], "no profile, no definition");
+    lc_ledger_close(l);
+    CHECK(raw_sql(db, "PRAGMA user_version", v, sizeof v) == 0 && strcmp(v, "2") == 0, "user_version %s", v);
+}
+
 int main(int argc, char **argv)
 {
     test_begin("test_ledger");
@@ -580,6 +644,7 @@ int main(int argc, char **argv)
     }
     test_schema();
     test_roundtrip();
+    test_migrate_v1();
     test_refusals();
     test_profiles();
     test_pareto_protocol();
