@@ -77,8 +77,8 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(CMD_COMMON) $(LIB)
 	@echo "ld $@"
 	@$(CC) $(CFLAGS) $(LDFLAGS) $< $(CMD_COMMON) $(LIB) $(LDLIBS) -o $@
 
-# test_faults makes fstat fail on demand (tests/unit/test_faults.c).
-$(BUILD)/tests/test_faults: LDFLAGS += -Wl,--wrap=fstat
+# test_faults makes fstat and malloc fail on demand (tests/unit/test_faults.c).
+$(BUILD)/tests/test_faults: LDFLAGS += -Wl,--wrap=fstat,--wrap=malloc
 
 # The include graph follows the layers of libcompress/ (tests/layers.sh).
 layers:

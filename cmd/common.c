@@ -57,11 +57,14 @@ void lc_fput_json_str(FILE *f, const char *s)
 
 char **lc_cli_init(int argc, char **argv)
 {
-    static char *none[1];
     signal(SIGPIPE, SIG_IGN);
     char **copy = malloc(((size_t)argc + 1) * sizeof *copy);
-    if (!copy)
-        return none;
+    if (!copy) {
+        /* callers walk all argc entries: no shorter array will do */
+        const char *prog = argc > 0 && argv[0] ? strrchr(argv[0], '/') : NULL;
+        fprintf(stderr, "%s: out of memory\n", prog ? prog + 1 : argc > 0 && argv[0] ? argv[0] : "lc");
+        exit(1);
+    }
     memcpy(copy, argv, ((size_t)argc + 1) * sizeof *copy);
     return copy;
 }

@@ -20,7 +20,8 @@ void lc_fput_json_str(FILE *f, const char *s);
 
 /* Ignore SIGPIPE so a closed pipe becomes a checked write error, and return
  * a copy of the argv pointers as given (getopt permutes argv; lineage rows
- * record the command line as typed).  The copy lives until exit. */
+ * record the command line as typed).  The copy lives until exit.  Out of
+ * memory it prints a message and exits 1 (a tool cannot go on without it). */
 char **lc_cli_init(int argc, char **argv);
 
 /* Write a finished in-memory report to stdout; checked (returns -1 on a

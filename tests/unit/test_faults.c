@@ -1,10 +1,14 @@
 /*
  * System calls that fail where they rarely do.  This test is linked with
- * -Wl,--wrap=fstat (Makefile): __wrap_fstat fails with EIO while
- * fail_fstat is set, for the library objects linked into this program.
+ * -Wl,--wrap=fstat,--wrap=malloc (Makefile): __wrap_fstat fails with EIO
+ * while fail_fstat is set, __wrap_malloc returns NULL while fail_malloc is,
+ * for the library and cmd/common.c objects linked into this program.
  */
 #include "core/lc.h"
+#include "common.h"
 #include "test.h"
+
+#include <sys/wait.h>
 
 #include <errno.h>
 #include <stdlib.h>
@@ -21,6 +25,40 @@ int __wrap_fstat(int fd, struct stat *st)
         return -1;
     }
     return __real_fstat(fd, st);
+}
+
+void *__real_malloc(size_t n);
+static int fail_malloc;
+void *__wrap_malloc(size_t n)
+{
+    return fail_malloc ? NULL : __real_malloc(n);
+}
+
+/* Out of memory, lc_cli_init exits 1 with a message; it returned a
+ * one-element argv that every tool then walked with the full argc. */
+static void test_cli_init_oom(void)
+{
+    int fds[2];
+    CHECK(pipe(fds) == 0, "pipe");
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], 2);
+        char *argv[] = {"/x/lc-quant", "--bits", "4", NULL};
+        fail_malloc = 1;
+        char **a = lc_cli_init(3, argv);
+        fail_malloc = 0;
+        /* reached only if it returned: the copy must hold every argument */
+        _exit(a && a[1] && a[2] && !strcmp(a[2], "4") ? 3 : 4);
+    }
+    close(fds[1]);
+    char msg[256] = "";
+    ssize_t k = read(fds[0], msg, sizeof msg - 1);
+    msg[k > 0 ? k : 0] = 0;
+    close(fds[0]);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit status %d (3/4: it returned)", WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+    CHECK(strstr(msg, "lc-quant: out of memory") != NULL, "message: '%s'", msg);
 }
 
 static void test_read_file_fstat(void)
@@ -51,5 +89,6 @@ int main(void)
 {
     test_begin("test_faults");
     test_read_file_fstat();
+    test_cli_init_oom();
     return test_end("test_faults");
 }
