@@ -54,6 +54,12 @@ expect_fail_clean() {
   else ok "$desc"; fi
 }
 
+# json_get FILE KEY: the value of a top-level key of a JSON file, canonical
+# (sorted keys, one line), for comparing parts of two documents
+json_get() {
+  /usr/bin/python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))[sys.argv[2]], sort_keys=True))' "$1" "$2"
+}
+
 # check DESC CMD...: CMD (a test expression or function) must succeed
 check() {
   desc=$1; shift

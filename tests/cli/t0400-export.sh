@@ -6,7 +6,9 @@
 
 # a fixed part of `lc-info` output: the tensor table, no lineage
 tensors() { lc-info "$1" | sed -n '/^tensors/,$p' | sed '/^lineage/,$d'; }
-cfgof() { lc-info --json "$1" | sed -n 's/^ "config": //p'; }
+# the config of a container, canonical JSON on one line (never empty: a
+# missing config fails the comparison instead of passing it)
+cfgof() { lc-info --json "$1" >"$TMP/cfg.json" && json_get "$TMP/cfg.json" config || echo "no config in $1"; }
 
 lc-import -q --synthetic 3 -o "$TMP/syn.h5"
 
