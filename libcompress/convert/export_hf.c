@@ -73,12 +73,12 @@ static int write_file(const char *dir, const char *name, const void *p, size_t n
     return ok ? 0 : lc_error("cannot write '%s': %s", path, strerror(e));
 }
 
-static int write_json(const char *dir, const char *name, lc_json *doc)
+static int write_json(const char *dir, const char *name, json_t *doc)
 {
     char *text = NULL;
     size_t len = 0;
     int rc = !doc ? -1 : lc_json_dump(doc, 2, &text, &len);
-    lc_json_free(doc);
+    json_decref(doc);
     if (rc)
         return -1;
     /* end with a newline, as Python's json.dump users expect from these files */
@@ -94,12 +94,12 @@ static int write_json(const char *dir, const char *name, lc_json *doc)
 }
 
 /* obj_set helpers that tolerate a NULL obj (failure is sticky via *err) */
-static void set(lc_json *o, const char *k, lc_json *v, int *err)
+static void set(json_t *o, const char *k, json_t *v, int *err)
 {
-    if (!v || lc_json_obj_set(o, k, v))
+    if (!v || json_object_set_new(o, k, v))
         *err = 1;
 }
-static lc_json *id_or_null(int id) { return id >= 0 ? lc_json_new_int(id) : lc_json_new_null(); }
+static json_t *id_or_null(int id) { return id >= 0 ? json_integer(id) : json_null(); }
 
 static const char *dtype_torch(lc_dtype d)
 {
@@ -109,54 +109,54 @@ static const char *dtype_torch(lc_dtype d)
 static int write_config(const char *dir, const lc_config *c, lc_dtype main_dt)
 {
     int err = 0;
-    lc_json *o = lc_json_new_obj(), *arch = lc_json_new_arr(), *rp = lc_json_new_obj();
+    json_t *o = json_object(), *arch = json_array(), *rp = json_object();
     if (!o || !arch || !rp) {
-        lc_json_free(o), lc_json_free(arch), lc_json_free(rp);
+        json_decref(o), json_decref(arch), json_decref(rp);
         return -1;
     }
-    if (lc_json_arr_push(arch, lc_json_new_str("LlamaForCausalLM", 16)))
+    if (json_array_append_new(arch, json_stringn("LlamaForCausalLM", 16)))
         err = 1;
     set(o, "architectures", arch, &err);
-    set(o, "model_type", lc_json_new_str("llama", 5), &err);
-    set(o, "hidden_size", lc_json_new_int(c->dim), &err);
-    set(o, "intermediate_size", lc_json_new_int(c->ffn_dim), &err);
-    set(o, "num_hidden_layers", lc_json_new_int(c->n_layers), &err);
-    set(o, "num_attention_heads", lc_json_new_int(c->n_heads), &err);
-    set(o, "num_key_value_heads", lc_json_new_int(c->n_kv_heads), &err);
-    set(o, "head_dim", lc_json_new_int(c->head_dim), &err);
-    set(o, "vocab_size", lc_json_new_int(c->vocab_size), &err);
-    set(o, "max_position_embeddings", lc_json_new_int(c->max_seq_len), &err);
-    set(o, "rms_norm_eps", lc_json_new_num(c->norm_eps), &err);
+    set(o, "model_type", json_stringn("llama", 5), &err);
+    set(o, "hidden_size", json_integer(c->dim), &err);
+    set(o, "intermediate_size", json_integer(c->ffn_dim), &err);
+    set(o, "num_hidden_layers", json_integer(c->n_layers), &err);
+    set(o, "num_attention_heads", json_integer(c->n_heads), &err);
+    set(o, "num_key_value_heads", json_integer(c->n_kv_heads), &err);
+    set(o, "head_dim", json_integer(c->head_dim), &err);
+    set(o, "vocab_size", json_integer(c->vocab_size), &err);
+    set(o, "max_position_embeddings", json_integer(c->max_seq_len), &err);
+    set(o, "rms_norm_eps", json_real(c->norm_eps), &err);
     /* both spellings: transformers < 5 reads rope_theta, >= 5 rope_parameters */
-    set(o, "rope_theta", lc_json_new_num(c->rope_theta), &err);
-    set(rp, "rope_theta", lc_json_new_num(c->rope_theta), &err);
-    set(rp, "rope_type", lc_json_new_str("default", 7), &err);
+    set(o, "rope_theta", json_real(c->rope_theta), &err);
+    set(rp, "rope_theta", json_real(c->rope_theta), &err);
+    set(rp, "rope_type", json_stringn("default", 7), &err);
     set(o, "rope_parameters", rp, &err);
-    set(o, "hidden_act", lc_json_new_str("silu", 4), &err);
-    set(o, "attention_bias", lc_json_new_bool(0), &err);
-    set(o, "mlp_bias", lc_json_new_bool(0), &err);
-    set(o, "attention_dropout", lc_json_new_num(0.0), &err);
-    set(o, "tie_word_embeddings", lc_json_new_bool(c->tied_embeddings), &err);
+    set(o, "hidden_act", json_stringn("silu", 4), &err);
+    set(o, "attention_bias", json_boolean(0), &err);
+    set(o, "mlp_bias", json_boolean(0), &err);
+    set(o, "attention_dropout", json_real(0.0), &err);
+    set(o, "tie_word_embeddings", json_boolean(c->tied_embeddings), &err);
     set(o, "bos_token_id", id_or_null(c->bos_id), &err);
     set(o, "eos_token_id", id_or_null(c->eos_id), &err);
-    set(o, "pad_token_id", lc_json_new_null(), &err);
-    set(o, "initializer_range", lc_json_new_num(0.02), &err);
-    set(o, "pretraining_tp", lc_json_new_int(1), &err);
-    set(o, "use_cache", lc_json_new_bool(1), &err);
-    set(o, "torch_dtype", lc_json_new_str(dtype_torch(main_dt), strlen(dtype_torch(main_dt))), &err);
-    set(o, "dtype", lc_json_new_str(dtype_torch(main_dt), strlen(dtype_torch(main_dt))), &err);
+    set(o, "pad_token_id", json_null(), &err);
+    set(o, "initializer_range", json_real(0.02), &err);
+    set(o, "pretraining_tp", json_integer(1), &err);
+    set(o, "use_cache", json_boolean(1), &err);
+    set(o, "torch_dtype", json_stringn(dtype_torch(main_dt), strlen(dtype_torch(main_dt))), &err);
+    set(o, "dtype", json_stringn(dtype_torch(main_dt), strlen(dtype_torch(main_dt))), &err);
     if (err) {
-        lc_json_free(o);
+        json_decref(o);
         return lc_error("out of memory");
     }
     return write_json(dir, "config.json", o);
 }
 
-static lc_json *piece_json(const lc_tokenizer *tk, int id)
+static json_t *piece_json(const lc_tokenizer *tk, int id)
 {
     size_t n;
     const char *p = id >= 0 ? lc_tokenizer_piece(tk, id, &n) : NULL;
-    return p ? lc_json_new_str(p, n) : lc_json_new_null();
+    return p ? json_stringn(p, n) : json_null();
 }
 
 static int write_tokenizer_files(const char *dir, const lc_config *c, const lc_tokenizer *tk)
@@ -170,35 +170,35 @@ static int write_tokenizer_files(const char *dir, const lc_config *c, const lc_t
     if (rc)
         return -1;
     int err = 0;
-    lc_json *o = lc_json_new_obj();
+    json_t *o = json_object();
     if (!o)
         return -1;
-    set(o, "tokenizer_class", lc_json_new_str("LlamaTokenizer", 14), &err);
+    set(o, "tokenizer_class", json_stringn("LlamaTokenizer", 14), &err);
     set(o, "bos_token", piece_json(tk, tk->bos_id), &err);
     set(o, "eos_token", piece_json(tk, tk->eos_id), &err);
     set(o, "unk_token", piece_json(tk, tk->unk_id), &err);
     set(o, "pad_token", piece_json(tk, tk->pad_id), &err);
-    set(o, "add_bos_token", lc_json_new_bool(tk->add_bos), &err);
-    set(o, "add_eos_token", lc_json_new_bool(0), &err);
-    set(o, "legacy", lc_json_new_bool(0), &err);
-    set(o, "clean_up_tokenization_spaces", lc_json_new_bool(0), &err);
-    set(o, "model_max_length", lc_json_new_int(c->max_seq_len), &err);
+    set(o, "add_bos_token", json_boolean(tk->add_bos), &err);
+    set(o, "add_eos_token", json_boolean(0), &err);
+    set(o, "legacy", json_boolean(0), &err);
+    set(o, "clean_up_tokenization_spaces", json_boolean(0), &err);
+    set(o, "model_max_length", json_integer(c->max_seq_len), &err);
     if (err) {
-        lc_json_free(o);
+        json_decref(o);
         return lc_error("out of memory");
     }
     if (write_json(dir, "tokenizer_config.json", o))
         return -1;
-    o = lc_json_new_obj();
+    o = json_object();
     if (!o)
         return -1;
-    set(o, "_from_model_config", lc_json_new_bool(1), &err);
+    set(o, "_from_model_config", json_boolean(1), &err);
     set(o, "bos_token_id", id_or_null(c->bos_id), &err);
     set(o, "eos_token_id", id_or_null(c->eos_id), &err);
     if (tk->pad_id >= 0)
-        set(o, "pad_token_id", lc_json_new_int(tk->pad_id), &err);
+        set(o, "pad_token_id", json_integer(tk->pad_id), &err);
     if (err) {
-        lc_json_free(o);
+        json_decref(o);
         return lc_error("out of memory");
     }
     return write_json(dir, "generation_config.json", o);

@@ -59,7 +59,7 @@ typedef struct hf_src {
 typedef struct hf_import {
     const char *dir;
     char cfg_path[PATH_MAX];
-    lc_json *cfg;
+    json_t *cfg;
     lc_config c;
     hf_shard *shards;
     size_t n_shards;
@@ -104,7 +104,7 @@ static int exists(const char *path)
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-static int read_json(const char *path, lc_json **out)
+static int read_json(const char *path, json_t **out)
 {
     uint8_t *buf;
     size_t len;
@@ -114,8 +114,8 @@ static int read_json(const char *path, lc_json **out)
     free(buf);
     if (rc < 0)
         return lc_error_prefix("%s", path);
-    if ((*out)->type != LC_JSON_OBJ) {
-        lc_json_free(*out);
+    if (!json_is_object((*out))) {
+        json_decref(*out);
         *out = NULL;
         return lc_error("%s: top level is not a JSON object", path);
     }
@@ -126,16 +126,16 @@ static int read_json(const char *path, lc_json **out)
 
 /* A config value; JSON null counts as absent (transformers writes
  * "pad_token_id": null, "sliding_window": null). */
-static const lc_json *cfg_get(const hf_import *m, const char *key)
+static const json_t *cfg_get(const hf_import *m, const char *key)
 {
-    const lc_json *v = lc_json_get(m->cfg, key);
-    return lc_json_is_null(v) ? NULL : v;
+    const json_t *v = json_object_get(m->cfg, key);
+    return json_is_null(v) ? NULL : v;
 }
 
 /* 1 = present and stored, 0 = absent (out untouched), -1 = invalid. */
 static int cfg_int(hf_import *m, const char *key, int64_t lo, int64_t hi, int *out)
 {
-    const lc_json *v = cfg_get(m, key);
+    const json_t *v = cfg_get(m, key);
     int64_t x;
     if (!v)
         return 0;
@@ -157,10 +157,10 @@ static int cfg_required_int(hf_import *m, const char *key, int *out)
 }
 
 /* obj is the config or a nested object (named by `where` in messages). */
-static int cfg_num(hf_import *m, const lc_json *obj, const char *where, const char *key, double *out)
+static int cfg_num(hf_import *m, const json_t *obj, const char *where, const char *key, double *out)
 {
-    const lc_json *v = lc_json_get(obj, key);
-    if (!v || lc_json_is_null(v))
+    const json_t *v = json_object_get(obj, key);
+    if (!v || json_is_null(v))
         return 0;
     if (lc_json_num(v, out) < 0)
         return lc_error_prefix("%s: '%s%s'", m->cfg_path, where, key);
@@ -169,7 +169,7 @@ static int cfg_num(hf_import *m, const lc_json *obj, const char *where, const ch
 
 static int cfg_bool(hf_import *m, const char *key, int *out)
 {
-    const lc_json *v = cfg_get(m, key);
+    const json_t *v = cfg_get(m, key);
     if (!v)
         return 0;
     if (lc_json_bool(v, out) < 0)
@@ -181,13 +181,13 @@ static int cfg_bool(hf_import *m, const char *key, int *out)
  * [128001, 128009]); the first entry is used. */
 static int cfg_token_id(hf_import *m, const char *key, int *out)
 {
-    const lc_json *v = cfg_get(m, key);
-    if (v && v->type == LC_JSON_ARR) {
+    const json_t *v = cfg_get(m, key);
+    if (v && json_is_array(v)) {
         if (lc_json_len(v) == 0)
             return 0;
         if (lc_json_len(v) > 1)
             note(m, "%s lists %zu ids, using the first", key, lc_json_len(v));
-        v = lc_json_at(v, 0);
+        v = json_array_get(v, 0);
     }
     if (!v)
         return 0;
@@ -202,19 +202,19 @@ static int cfg_token_id(hf_import *m, const char *key, int *out)
 
 /* rope_type of a rope_scaling / rope_parameters object ("type" in older
  * configs); absent means default. */
-static const char *rope_type_of(const lc_json *o)
+static const char *rope_type_of(const json_t *o)
 {
-    const char *t = lc_json_str(lc_json_get(o, "rope_type"));
-    return t ? t : lc_json_str(lc_json_get(o, "type"));
+    const char *t = json_string_value(json_object_get(o, "rope_type"));
+    return t ? t : json_string_value(json_object_get(o, "type"));
 }
 
 static int read_rope(hf_import *m)
 {
     const char *p = m->cfg_path;
-    const lc_json *scaling = cfg_get(m, "rope_scaling");
+    const json_t *scaling = cfg_get(m, "rope_scaling");
     if (scaling) {
         const char *t = rope_type_of(scaling);
-        if (scaling->type != LC_JSON_OBJ || !t)
+        if (!json_is_object(scaling) || !t)
             return lc_error("%s: 'rope_scaling' is not an object with a rope_type", p);
         if (strcmp(t, "default") != 0)
             return lc_error("%s: rope_scaling type '%.40s' is not supported (only default RoPE is "
@@ -224,17 +224,17 @@ static int read_rope(hf_import *m)
     int have_top = cfg_num(m, m->cfg, "", "rope_theta", &top);
     if (have_top < 0)
         return -1;
-    const lc_json *rp = cfg_get(m, "rope_parameters");
+    const json_t *rp = cfg_get(m, "rope_parameters");
     int have_nested = 0;
     if (rp) {
-        if (rp->type != LC_JSON_OBJ)
+        if (!json_is_object(rp))
             return lc_error("%s: 'rope_parameters' is not an object", p);
         /* transformers v5 may key rope_parameters by layer type (one
          * object per attention kind): not a single rope. */
-        for (size_t i = 0; i < lc_json_len(rp); i++)
-            if (lc_json_member_at(rp, i)->value->type == LC_JSON_OBJ)
-                return lc_error("%s: per-layer-type 'rope_parameters' ('%.40s') are not supported", p,
-                                lc_json_member_at(rp, i)->key);
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)rp, k, v) if (json_is_object(v)) return lc_error(
+            "%s: per-layer-type 'rope_parameters' ('%.40s') are not supported", p, k);
         const char *t = rope_type_of(rp);
         if (t && strcmp(t, "default") != 0)
             return lc_error("%s: rope_parameters.rope_type '%.40s' is not supported (only default "
@@ -279,8 +279,8 @@ static int read_config(hf_import *m)
         return -1;
 
     /* Architecture: model_type first, architectures[0] when it is absent. */
-    const char *mt = lc_json_str(cfg_get(m, "model_type"));
-    const char *arch = lc_json_str(lc_json_at(cfg_get(m, "architectures"), 0));
+    const char *mt = json_string_value(cfg_get(m, "model_type"));
+    const char *arch = json_string_value(json_array_get(cfg_get(m, "architectures"), 0));
     const char *family = NULL;
     static const char *const known[][2] = {
         { "llama", "LlamaForCausalLM" },
@@ -337,7 +337,7 @@ static int read_config(hf_import *m)
         return -1;
 
     /* Fields that would change the math. */
-    const char *act = lc_json_str(cfg_get(m, "hidden_act"));
+    const char *act = json_string_value(cfg_get(m, "hidden_act"));
     if (cfg_get(m, "hidden_act") && !act)
         return lc_error("%s: 'hidden_act' is not a string", p);
     if (act && strcmp(act, "silu") != 0 && strcmp(act, "swish") != 0)
@@ -389,7 +389,7 @@ static int shard_name_ok(const char *s)
 
 /* Open model.safetensors, or every shard named by the index (in file-name
  * order, which is shard order for model-0000i-of-0000n names). */
-static int open_shards(hf_import *m, lc_json **index_out)
+static int open_shards(hf_import *m, json_t **index_out)
 {
     char single[PATH_MAX], index[PATH_MAX];
     if (join(single, sizeof single, m->dir, "model.safetensors") < 0 ||
@@ -405,23 +405,24 @@ static int open_shards(hf_import *m, lc_json **index_out)
         names = &only;
         n = 1;
     } else if (exists(index)) {
-        lc_json *ix;
+        json_t *ix;
         if (read_json(index, &ix) < 0)
             return -1;
         *index_out = ix;
-        const lc_json *wm = lc_json_get(ix, "weight_map");
-        if (!wm || wm->type != LC_JSON_OBJ || lc_json_len(wm) == 0)
+        const json_t *wm = json_object_get(ix, "weight_map");
+        if (!wm || !json_is_object(wm) || lc_json_len(wm) == 0)
             return lc_error("%s: 'weight_map' missing, empty or not an object", index);
         names = calloc(lc_json_len(wm), sizeof *names);
         if (!names)
             return lc_error("out of memory");
-        for (size_t i = 0; i < lc_json_len(wm); i++) {
-            const lc_json_member *e = lc_json_member_at(wm, i);
-            const char *f = lc_json_str(e->value);
+        const char *key;
+        json_t *val;
+        json_object_foreach((json_t *)wm, key, val) {
+            const char *f = json_string_value(val);
             if (!f || !shard_name_ok(f)) {
                 free(names);
                 return lc_error("%s: weight_map['%.100s'] is not a .safetensors file name in the "
-                                "model directory", index, e->key);
+                                "model directory", index, key);
             }
             names[n++] = f;
         }
@@ -547,16 +548,16 @@ static void slot_shape(const hf_import *m, int s, int64_t *rows, int64_t *cols)
 }
 
 /* Assign every tensor of every shard to a slot and check it. */
-static int collect(hf_import *m, const lc_json *index)
+static int collect(hf_import *m, const json_t *index)
 {
-    const lc_json *wm = lc_json_get(index, "weight_map");
+    const json_t *wm = json_object_get(index, "weight_map");
     for (size_t i = 0; i < m->n_shards; i++) {
         const hf_shard *sh = &m->shards[i];
         const char *base = strrchr(sh->path, '/') + 1;
         for (size_t j = 0; j < sh->st.n_tensors; j++) {
             const lc_st_tensor *t = &sh->st.tensors[j];
             if (wm) {
-                const char *f = lc_json_str(lc_json_get(wm, t->name));
+                const char *f = json_string_value(json_object_get(wm, t->name));
                 if (!f || strcmp(f, base) != 0)
                     return lc_error("%s: tensor '%.100s' is not listed for this file in "
                                     "model.safetensors.index.json", sh->path, t->name);
@@ -577,9 +578,10 @@ static int collect(hf_import *m, const lc_json *index)
     }
     /* Every weight_map entry must exist in its shard (shards are sorted by
      * file name: binary search). */
-    for (size_t i = 0; i < lc_json_len(wm); i++) {
-        const lc_json_member *e = lc_json_member_at(wm, i);
-        const char *want = lc_json_str(e->value);
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)wm, key, val) {
+        const char *want = json_string_value(val);
         size_t lo = 0, hi = m->n_shards;
         while (lo < hi) {
             size_t mid = lo + (hi - lo) / 2;
@@ -593,9 +595,9 @@ static int collect(hf_import *m, const lc_json *index)
             else
                 hi = mid;
         }
-        if (lo >= m->n_shards || !lc_safetensors_find(&m->shards[lo].st, e->key))
+        if (lo >= m->n_shards || !lc_safetensors_find(&m->shards[lo].st, key))
             return lc_error("%s: tensor '%.100s' listed in model.safetensors.index.json is missing "
-                            "from %s", m->dir, e->key, want);
+                            "from %s", m->dir, key, want);
     }
     if (m->n_dropped)
         note(m, "dropped %d rotary_emb.inv_freq buffers (recomputed from rope_theta)", m->n_dropped);
@@ -766,7 +768,7 @@ int lc_import_hf(const char *dir, lc_container *out, lc_import_report *rep)
     memset(&m, 0, sizeof m);
     m.dir = dir;
     m.rep = rep;
-    lc_json *index = NULL;
+    json_t *index = NULL;
     lc_tokenizer tk = {0};
     int rc = -1, with_output;
 
@@ -819,7 +821,7 @@ out:
     }
     free(m.shards);
     free(m.slots);
-    lc_json_free(index);
-    lc_json_free(m.cfg);
+    json_decref(index);
+    json_decref(m.cfg);
     return rc;
 }

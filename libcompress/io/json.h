@@ -1,123 +1,70 @@
 /*
- * A small, strict, bounded JSON (RFC 8259) parser and writer.
+ * JSON through jansson: strict parsing with the project's messages, typed
+ * reads that say what they found, and writing with exact numbers.
  *
- * Parsing builds a tree of lc_json nodes.  The parser is strict: one value
- * per document, no comments, no trailing commas, no NaN/Infinity, no
- * leading zeros, no unescaped control characters, valid UTF-8 only, escapes
- * limited to the standard set (\uXXXX surrogate pairs are combined; a lone
- * surrogate is an error), duplicate object keys are an error, nesting deeper
- * than LC_JSON_MAX_DEPTH is an error, and a number that overflows a double
- * is an error.  Errors go through lc_error() as "line L, column C: what".
+ * Parsing (lc_json_parse) is jansson's json_loadb with duplicate keys
+ * refused (JSON_REJECT_DUPLICATES); it is strict on its own: one value per
+ * document, no comments, trailing commas, NaN/Infinity or leading zeros,
+ * valid UTF-8 only, no U+0000 in strings, integers beyond int64 refused.
+ * Errors read "line L, column C: what".
  *
- * Numbers keep both forms: `num` (double) always, and `ival` (exact int64)
- * when the literal was an integer that fits, so offsets and sizes above
- * 2^53 are not rounded.  lc_json_int() returns exact integers only.
+ * Writing (lc_json_dump, lc_json_write) uses jansson's separators (", " and
+ * ": ", or JSON_INDENT) and prints reals with the fewest of 15 or 17
+ * significant digits that read back exactly for every real in the
+ * document, and integer-valued reals as "2.0" (jansson's form), so a
+ * written file reads back to the same values.
  *
- * Numbers are read with strtod and written with printf, so LC_NUMERIC must
- * be "C" (the default; no libcompress tool calls setlocale).
+ * Trees are jansson's json_t with its reference counting: lc_json_parse
+ * returns a new reference that json_decref releases.  json_object_get,
+ * json_array_get, json_string_value and json_object_foreach serve for
+ * lookups and accept NULL; the typed reads below add messages.
  *
- * Ownership: lc_json_parse() returns a tree that lc_json_free() releases.
- * Trees can also be built (lc_json_new_*, lc_json_obj_set, lc_json_arr_push:
- * the container takes ownership of the value) and serialised with
- * lc_json_dump().  All accessors accept NULL and answer "absent"/error, so
- * chains like lc_json_str(lc_json_get(cfg, "model_type")) are safe.
- *
- * Example:
- *     lc_json *doc;
+ *     json_t *doc;
  *     if (lc_json_parse(buf, len, &doc) < 0) return lc_error_prefix("config.json");
  *     int64_t dim;
- *     if (lc_json_int(lc_json_get(doc, "hidden_size"), &dim) < 0) ...
- *     lc_json_free(doc);
+ *     if (lc_json_int(json_object_get(doc, "hidden_size"), &dim) < 0) ...
+ *     json_decref(doc);
  */
 #ifndef LC_JSON_H
 #define LC_JSON_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
-#define LC_JSON_MAX_DEPTH 64
+#include <jansson.h>
 
-typedef enum lc_json_type {
-    LC_JSON_NULL = 0,
-    LC_JSON_BOOL,
-    LC_JSON_NUM,
-    LC_JSON_STR,
-    LC_JSON_ARR,
-    LC_JSON_OBJ,
-} lc_json_type;
+/* Parse len bytes (need not be NUL-terminated): 0 and a new reference in
+ * *out, or -1 with a message. */
+int lc_json_parse(const char *text, size_t len, json_t **out);
 
-typedef struct lc_json lc_json;
-
-/* An object member.  Keys are NUL-terminated copies; key_len counts bytes
- * (a key may hold U+0000 from "\u0000", then strlen(key) < key_len). */
-typedef struct lc_json_member {
-    char *key;
-    size_t key_len;
-    lc_json *value;
-} lc_json_member;
-
-/* Read the fields directly; change trees only through the functions below. */
-struct lc_json {
-    lc_json_type type;
-    int boolean;              /* LC_JSON_BOOL */
-    int is_int;               /* LC_JSON_NUM: ival holds the exact value */
-    int64_t ival;
-    double num;               /* LC_JSON_NUM: always set */
-    char *str;                /* LC_JSON_STR: NUL-terminated, UTF-8 */
-    size_t str_len;
-    lc_json **items;          /* LC_JSON_ARR: n elements */
-    lc_json_member *members;  /* LC_JSON_OBJ: n members in document order */
-    size_t *sorted;           /* LC_JSON_OBJ: member indices sorted by key */
-    size_t n, cap;
-};
-
-/* Parse len bytes (need not be NUL-terminated).  0 on success, -1 with a
- * message.  Leading/trailing whitespace is allowed; anything else after the
- * value is an error. */
-int lc_json_parse(const char *text, size_t len, lc_json **out);
-void lc_json_free(lc_json *v);
-
-const char *lc_json_type_name(lc_json_type t);
-
-/* Lookups: NULL when v is NULL, of the wrong type, or the key/index absent. */
-const lc_json *lc_json_get(const lc_json *obj, const char *key);
-const lc_json *lc_json_at(const lc_json *arr, size_t i);
+/* "null", "a boolean", "a number", "a string", "an array", "an object",
+ * "missing" (NULL), for messages. */
+const char *lc_json_kind(const json_t *v);
 /* Members of an object or elements of an array; 0 for anything else. */
-size_t lc_json_len(const lc_json *v);
-/* i-th member of an object in document order (NULL if out of range). */
-const lc_json_member *lc_json_member_at(const lc_json *obj, size_t i);
+size_t lc_json_len(const json_t *v);
 
-/* Typed reads.  Each returns 0 and sets *out when v has the right type, and
- * -1 with a message ("expected an integer, found a string") otherwise,
- * including when v is NULL ("missing").  Callers add the key as context
- * with lc_error_prefix(). */
-int lc_json_num(const lc_json *v, double *out);
-/* Exact integers only: an integer literal within int64, or a number whose
- * double value is integral and within +-2^53 (so 1e3 and 2.0 pass). */
-int lc_json_int(const lc_json *v, int64_t *out);
-int lc_json_bool(const lc_json *v, int *out);
-/* The string's bytes (NUL-terminated), or NULL if v is not a string. */
-const char *lc_json_str(const lc_json *v);
-int lc_json_is_null(const lc_json *v);   /* 1 only for a present null */
+/* Typed reads: 0 and *out when v has the type, else -1 with a message
+ * ("expected an integer, found a string"; "missing" for NULL).  Callers add
+ * the key with lc_error_prefix(). */
+int lc_json_num(const json_t *v, double *out);
+/* Exact integers only: an integer, or a real whose value is integral and
+ * within +-2^53 (so 1e3 and 2.0 pass). */
+int lc_json_int(const json_t *v, int64_t *out);
+int lc_json_bool(const json_t *v, int *out);
 
-/* Building.  Constructors return NULL (with a message) on allocation
- * failure.  obj_set/arr_push take ownership of val even when they fail;
- * obj_set replaces an existing member with the same key. */
-lc_json *lc_json_new_null(void);
-lc_json *lc_json_new_bool(int b);
-lc_json *lc_json_new_num(double x);
-lc_json *lc_json_new_int(int64_t x);
-lc_json *lc_json_new_str(const char *s, size_t len);
-lc_json *lc_json_new_arr(void);
-lc_json *lc_json_new_obj(void);
-int lc_json_arr_push(lc_json *arr, lc_json *val);
-int lc_json_obj_set(lc_json *obj, const char *key, lc_json *val);
-/* Remove and free a member; returns 1 if it was there, 0 if not. */
-int lc_json_obj_remove(lc_json *obj, const char *key);
+/* A JSON string of s; bytes that are not UTF-8 become '?' (a container or a
+ * ledger may hold any bytes).  NULL s gives null.  NULL on out of memory. */
+json_t *lc_json_string(const char *s);
+/* A JSON number: an integer when v is integral below 2^53, else a real;
+ * null for NaN and infinities. */
+json_t *lc_json_number(double v);
 
-/* Serialise to a malloc'd NUL-terminated string.  indent 0 = compact on one
- * line; indent > 0 = pretty-printed with that many spaces per level.
- * Members keep document/insertion order.  Fails on non-finite numbers. */
-int lc_json_dump(const lc_json *v, int indent, char **out, size_t *len);
+/* Serialise to a malloc'd NUL-terminated string: indent 0 on one line,
+ * else pretty-printed with that many spaces per level. */
+int lc_json_dump(const json_t *v, int indent, char **out, size_t *len);
+/* Dump v on one line and a newline to f.  Steals the reference; -1 when v
+ * is NULL (out of memory while building it) or the write fails. */
+int lc_json_write(json_t *v, FILE *f);
 
 #endif

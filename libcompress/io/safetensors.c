@@ -65,36 +65,20 @@ void lc_safetensors_close(lc_safetensors *st)
 
 /* ---- validation --------------------------------------------------------- */
 
-/* "an array", "a string", ... for messages. */
-static const char *a_type(const lc_json *v)
-{
-    if (!v)
-        return "missing";
-    switch (v->type) {
-    case LC_JSON_ARR: return "an array";
-    case LC_JSON_OBJ: return "an object";
-    case LC_JSON_STR: return "a string";
-    case LC_JSON_NUM: return "a number";
-    case LC_JSON_BOOL: return "a boolean";
-    case LC_JSON_NULL: return "null";
-    }
-    return "?";
-}
-
 /* Fill t from one header entry.  Messages are "tensor 'x': ..." (the caller
  * adds the file). */
-static int read_entry(const char *name, const lc_json *e, size_t data_len, lc_st_tensor *t)
+static int read_entry(const char *name, const json_t *e, size_t data_len, lc_st_tensor *t)
 {
-    if (!e || e->type != LC_JSON_OBJ)
-        return lc_error("tensor '%.100s': entry is %s, not an object", name, a_type(e));
-    const char *dt = lc_json_str(lc_json_get(e, "dtype"));
+    if (!e || !json_is_object(e))
+        return lc_error("tensor '%.100s': entry is %s, not an object", name, lc_json_kind(e));
+    const char *dt = json_string_value(json_object_get(e, "dtype"));
     if (!dt)
         return lc_error("tensor '%.100s': dtype missing or not a string", name);
     if (lc_st_dtype_from_name(dt, &t->dtype) < 0)
         return lc_error_prefix("tensor '%.100s'", name);
 
-    const lc_json *shape = lc_json_get(e, "shape");
-    if (!shape || shape->type != LC_JSON_ARR)
+    const json_t *shape = json_object_get(e, "shape");
+    if (!shape || !json_is_array(shape))
         return lc_error("tensor '%.100s': shape missing or not a list", name);
     if (lc_json_len(shape) > LC_ST_MAX_DIMS)
         return lc_error("tensor '%.100s': rank %zu > %d", name, lc_json_len(shape), LC_ST_MAX_DIMS);
@@ -103,7 +87,7 @@ static int read_entry(const char *name, const lc_json *e, size_t data_len, lc_st
     int overflow = 0;
     for (int d = 0; d < t->ndim; d++) {
         int64_t v;
-        if (lc_json_int(lc_json_at(shape, (size_t)d), &v) < 0)
+        if (lc_json_int(json_array_get(shape, (size_t)d), &v) < 0)
             return lc_error_prefix("tensor '%.100s': shape[%d]", name, d);
         if (v < 0)
             return lc_error("tensor '%.100s': shape[%d] = %lld is negative", name, d, (long long)v);
@@ -115,11 +99,11 @@ static int read_entry(const char *name, const lc_json *e, size_t data_len, lc_st
         if (t->shape[d] == 0)
             overflow = 0, numel = 0;
 
-    const lc_json *off = lc_json_get(e, "data_offsets");
+    const json_t *off = json_object_get(e, "data_offsets");
     int64_t b, en;
-    if (!off || off->type != LC_JSON_ARR || lc_json_len(off) != 2)
+    if (!off || !json_is_array(off) || lc_json_len(off) != 2)
         return lc_error("tensor '%.100s': data_offsets missing or not a pair", name);
-    if (lc_json_int(lc_json_at(off, 0), &b) < 0 || lc_json_int(lc_json_at(off, 1), &en) < 0)
+    if (lc_json_int(json_array_get(off, 0), &b) < 0 || lc_json_int(json_array_get(off, 1), &en) < 0)
         return lc_error_prefix("tensor '%.100s': data_offsets", name);
     if (b < 0 || en < b)
         return lc_error("tensor '%.100s': data_offsets [%lld, %lld] are not in order", name,
@@ -183,12 +167,12 @@ static int parse_image(lc_safetensors *st)
     st->data = p + 8 + n;
     st->data_len = st->file_len - 8 - (size_t)n;
 
-    lc_json *h;
+    json_t *h;
     if (lc_json_parse((const char *)p + 8, (size_t)n, &h) < 0)
         return lc_error_prefix("header");
-    if (h->type != LC_JSON_OBJ) {
-        lc_json_free(h);
-        return lc_error("header is %s, not an object", a_type(h));
+    if (!json_is_object(h)) {
+        json_decref(h);
+        return lc_error("header is %s, not an object", lc_json_kind(h));
     }
 
     size_t cap = lc_json_len(h), bytes;
@@ -201,23 +185,27 @@ static int parse_image(lc_safetensors *st)
         lc_error("out of memory for %zu tensors", cap);
         goto out;
     }
-    for (size_t i = 0; i < lc_json_len(h); i++) {
-        const lc_json_member *m = lc_json_member_at(h, i);
-        if (strcmp(m->key, "__metadata__") == 0 && m->key_len == 12) {
-            if (m->value->type != LC_JSON_OBJ) {
-                lc_error("__metadata__ is %s, not an object", a_type(m->value));
+    const char *key;
+    json_t *val;
+    size_t nth = 0;
+    /* jansson refuses U+0000 in strings and keys, so a key is its C string */
+    json_object_foreach(h, key, val) {
+        nth++;
+        if (strcmp(key, "__metadata__") == 0) {
+            if (!json_is_object(val)) {
+                lc_error("__metadata__ is %s, not an object", lc_json_kind(val));
                 goto out;
             }
             continue;
         }
-        if (strlen(m->key) != m->key_len || m->key_len == 0) {
-            lc_error("tensor name #%zu is empty or holds a NUL byte", i);
+        if (!key[0]) {
+            lc_error("tensor name #%zu is empty", nth);
             goto out;
         }
         lc_st_tensor *t = &st->tensors[st->n_tensors];
-        if (read_entry(m->key, m->value, st->data_len, t) < 0)
+        if (read_entry(key, val, st->data_len, t) < 0)
             goto out;
-        if (!(t->name = strdup(m->key))) {
+        if (!(t->name = strdup(key))) {
             lc_error("out of memory");
             goto out;
         }
@@ -264,7 +252,7 @@ static int parse_image(lc_safetensors *st)
     rc = 0;
 out:
     free(order);
-    lc_json_free(h);
+    json_decref(h);
     return rc;
 }
 
@@ -352,15 +340,15 @@ const lc_st_tensor *lc_safetensors_find(const lc_safetensors *st, const char *na
 static int build_header(const lc_st_tensor *tensors, size_t n, const char *const *mk,
                         const char *const *mv, size_t n_meta, char **text, size_t *len)
 {
-    lc_json *h = lc_json_new_obj();
+    json_t *h = json_object();
     if (!h)
         return -1;
     if (n_meta) {
-        lc_json *m = lc_json_new_obj();
-        if (lc_json_obj_set(h, "__metadata__", m) < 0)
+        json_t *m = json_object();
+        if (json_object_set_new(h, "__metadata__", m) < 0)
             goto fail;
         for (size_t i = 0; i < n_meta; i++)
-            if (lc_json_obj_set(m, mk[i], lc_json_new_str(mv[i], strlen(mv[i]))) < 0)
+            if (json_object_set_new(m, mk[i], json_stringn(mv[i], strlen(mv[i]))) < 0)
                 goto fail;
     }
     uint64_t at = 0;
@@ -382,38 +370,38 @@ static int build_header(const lc_st_tensor *tensors, size_t n, const char *const
                      t->nbytes, need);
             goto fail;
         }
-        if (strcmp(t->name, "__metadata__") == 0 || lc_json_get(h, t->name)) {
+        if (strcmp(t->name, "__metadata__") == 0 || json_object_get(h, t->name)) {
             lc_error("tensor '%.100s': name reserved or repeated", t->name);
             goto fail;
         }
-        lc_json *e = lc_json_new_obj(), *shape = lc_json_new_arr(), *off = lc_json_new_arr();
-        if (lc_json_obj_set(h, t->name, e) < 0) {
-            lc_json_free(shape);
-            lc_json_free(off);
+        json_t *e = json_object(), *shape = json_array(), *off = json_array();
+        if (json_object_set_new(h, t->name, e) < 0) {
+            json_decref(shape);
+            json_decref(off);
             goto fail;
         }
-        if (lc_json_obj_set(e, "dtype", lc_json_new_str(dtypes[t->dtype].name, strlen(dtypes[t->dtype].name))) < 0 ||
-            lc_json_obj_set(e, "shape", shape) < 0) {
-            lc_json_free(off);
+        if (json_object_set_new(e, "dtype", json_stringn(dtypes[t->dtype].name, strlen(dtypes[t->dtype].name))) < 0 ||
+            json_object_set_new(e, "shape", shape) < 0) {
+            json_decref(off);
             goto fail;
         }
         for (int d = 0; d < t->ndim; d++)
-            if (lc_json_arr_push(shape, lc_json_new_int(t->shape[d])) < 0) {
-                lc_json_free(off);
+            if (json_array_append_new(shape, json_integer(t->shape[d])) < 0) {
+                json_decref(off);
                 goto fail;
             }
-        if (lc_json_obj_set(e, "data_offsets", off) < 0 ||
-            lc_json_arr_push(off, lc_json_new_int((int64_t)at)) < 0 ||
-            lc_json_arr_push(off, lc_json_new_int((int64_t)(at + t->nbytes))) < 0)
+        if (json_object_set_new(e, "data_offsets", off) < 0 ||
+            json_array_append_new(off, json_integer((int64_t)at)) < 0 ||
+            json_array_append_new(off, json_integer((int64_t)(at + t->nbytes))) < 0)
             goto fail;
         at += t->nbytes;
     }
     if (lc_json_dump(h, 0, text, len) < 0)
         goto fail;
-    lc_json_free(h);
+    json_decref(h);
     return 0;
 fail:
-    lc_json_free(h);
+    json_decref(h);
     return -1;
 }
 

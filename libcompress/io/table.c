@@ -298,52 +298,6 @@ static int write_csv(const lc_table *t, FILE *f)
 
 /* ---- JSON --------------------------------------------------------------------- */
 
-json_t *lc_json_string(const char *s)
-{
-    if (!s)
-        return json_null();
-    json_t *v = json_string(s);
-    if (v)
-        return v;
-    /* not UTF-8: keep the valid sequences, '?' for each other byte */
-    size_t n = strlen(s);
-    char *d = malloc(n + 1);
-    if (!d)
-        return NULL;
-    const unsigned char *p = (const unsigned char *)s;
-    size_t k = 0;
-    for (size_t i = 0; i < n;) {
-        int len = p[i] < 0x80 ? 1 : (p[i] >> 5) == 6 ? 2 : (p[i] >> 4) == 14 ? 3 : (p[i] >> 3) == 30 ? 4 : 0;
-        int ok = len > 0 && i + (size_t)len <= n;
-        for (int j = 1; ok && j < len; j++)
-            ok = (p[i + (size_t)j] >> 6) == 2;
-        if (ok && len > 1) { /* jansson refuses overlong forms, surrogates, > U+10FFFF */
-            json_t *probe = json_stringn(s + i, (size_t)len);
-            ok = probe != NULL;
-            json_decref(probe);
-        }
-        if (ok) {
-            memcpy(d + k, s + i, (size_t)len);
-            k += (size_t)len, i += (size_t)len;
-        } else {
-            d[k++] = '?', i++;
-        }
-    }
-    d[k] = 0;
-    v = json_string(d);
-    free(d);
-    return v;
-}
-
-json_t *lc_json_number(double v)
-{
-    if (!isfinite(v))
-        return json_null();
-    if (v == floor(v) && fabs(v) < 9007199254740992.0)
-        return json_integer((json_int_t)v);
-    return json_real(v);
-}
-
 json_t *lc_table_json(const lc_table *t)
 {
     json_t *arr = json_array();
@@ -368,17 +322,6 @@ json_t *lc_table_json(const lc_table *t)
         }
     }
     return arr;
-}
-
-int lc_json_write(json_t *v, FILE *f)
-{
-    if (!v)
-        return lc_error("out of memory");
-    int rc = json_dumpf(v, f, JSON_REAL_PRECISION(15) | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
-    json_decref(v);
-    if (rc || fputc('\n', f) == EOF || ferror(f))
-        return lc_error("cannot write JSON");
-    return 0;
 }
 
 int lc_table_write(const lc_table *t, lc_out_fmt fmt, FILE *f)

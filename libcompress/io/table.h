@@ -18,7 +18,7 @@
  * JSON.  Text tables size every column to its widest cell; cells longer than
  * the table's cut width (default 48) end in "...".  CSV writes reals as the
  * shortest decimal that reads back to the same double; JSON writes them
- * with 15 significant digits (every 15-digit decimal survives the trip).
+ * exactly too (io/json.h: 15 significant digits, 17 when a value needs it).
  * Strings that are not valid UTF-8 (a container or a ledger may hold any
  * bytes) have each invalid byte replaced by '?' in JSON.
  */
@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include <jansson.h>
+#include "io/json.h"
 
 typedef enum lc_col_type { LC_COL_TEXT, LC_COL_INT, LC_COL_REAL } lc_col_type;
 
@@ -69,16 +69,6 @@ int lc_table_write(const lc_table *t, lc_out_fmt fmt, FILE *f);
  * hold a table among other things.  NULL on out of memory. */
 json_t *lc_table_json(const lc_table *t);
 
-/* ---- JSON helpers shared by the writers ---------------------------------- */
-
-/* A JSON string of s; invalid UTF-8 bytes become '?'.  NULL s gives null. */
-json_t *lc_json_string(const char *s);
-/* A JSON number (integer when v is one below 2^53), null for NaN/Inf. */
-json_t *lc_json_number(double v);
-/* Dump v on one line followed by a newline, with the project's flags
- * (15-digit reals, keys in insertion order).  Steals the reference; -1
- * when v is NULL (out of memory while building it) or the write fails. */
-int lc_json_write(json_t *v, FILE *f);
 /* Parse the text of a format name: "table", "csv" or "json". */
 int lc_out_fmt_parse(const char *s, lc_out_fmt *out);
 
