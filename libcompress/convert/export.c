@@ -94,7 +94,8 @@ int sink_open(sink *s, const char *path)
     if (strlen(path) >= sizeof s->path)
         return lc_error("output path too long");
     snprintf(s->path, sizeof s->path, "%s", path);
-    snprintf(s->tmp, sizeof s->tmp, "%s.tmp-%ld", path, (long)getpid());
+    if (lc_tmp_path(path, s->tmp, sizeof s->tmp))
+        return -1;
     s->f = fopen(s->tmp, "wb");
     if (!s->f)
         return lc_error("cannot create '%s': %s", s->tmp, strerror(errno));
@@ -145,10 +146,10 @@ int sink_close(sink *s)
             return lc_error("cannot write %s: %s", label, strerror(e));
         }
         s->f = NULL;
-        if (rename(s->tmp, s->path) != 0) {
-            int e = errno;
+        if (lc_publish(s->tmp, s->path)) {
+            s->tmp[0] = 0; /* removed */
             sink_abort(s);
-            return lc_error("cannot rename '%s' to '%s': %s", s->tmp, s->path, strerror(e));
+            return -1;
         }
         memset(s, 0, sizeof *s);
         return 0;

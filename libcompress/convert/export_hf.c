@@ -268,9 +268,7 @@ static int publish(const char *tmp, const char *dir, int state)
     if (state < 2) {
         if (state == 1 && rmdir(dir) != 0)
             return lc_error("cannot replace empty directory '%s': %s", dir, strerror(errno));
-        if (rename(tmp, dir) != 0)
-            return lc_error("cannot rename '%s' to '%s': %s", tmp, dir, strerror(errno));
-        return 0;
+        return lc_publish(tmp, dir);
     }
     for (size_t i = 0; i < N_OUT_FILES; i++) {
         snprintf(a, sizeof a, "%s/%s", tmp, out_files[i]);
@@ -312,7 +310,8 @@ int lc_export_safetensors(lc_container *in, const char *dir_in, const lc_export_
     if (export_read_header(in, &c, &tk))
         return -1;
 
-    snprintf(tmp, sizeof tmp, "%s.tmp-%ld", dir, (long)getpid());
+    if (lc_tmp_path(dir, tmp, sizeof tmp))
+        goto out;
     if (mkdir(tmp, 0777) != 0) {
         lc_error("cannot create '%s': %s", tmp, strerror(errno));
         goto out;

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <string.h>
@@ -189,6 +190,22 @@ void lc_note_add(char *note, size_t cap, const char *fmt, ...)
         snprintf(note + used, cap - used, "%s%s", used ? "; " : "", tmp);
     else if (used + 4 <= cap && !(used >= 3 && strcmp(note + used - 3, "...") == 0))
         snprintf(note + used, cap - used, "...");
+}
+
+int lc_tmp_path(const char *path, char *buf, size_t n)
+{
+    int k = snprintf(buf, n, "%s.tmp-%ld", path, (long)getpid());
+    return k < 0 || (size_t)k >= n ? lc_error("path too long: '%.200s'", path) : 0;
+}
+
+int lc_publish(const char *tmp, const char *path)
+{
+    if (rename(tmp, path) == 0)
+        return 0;
+    int e = errno;
+    if (unlink(tmp) != 0)
+        rmdir(tmp);
+    return lc_error("cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
 }
 
 /* ---- half floats --------------------------------------------------------- */

@@ -55,6 +55,14 @@ void *lc_calloc(size_t n, size_t size);
  * (0 = no cap).  The buffer is NUL-terminated (one extra byte). */
 int lc_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len);
 
+/* Output is published atomically: written to lc_tmp_path(path) beside it,
+ * then lc_publish() renames it into place, so a failed or killed run never
+ * leaves a partial or clobbered file.  The name is "PATH.tmp-PID" (written
+ * to buf of n bytes; -1 when it does not fit).  lc_publish removes the
+ * temporary file (or empty directory) when the rename fails. */
+int lc_tmp_path(const char *path, char *buf, size_t n);
+int lc_publish(const char *tmp, const char *path);
+
 /* Half-precision conversions (IEEE binary16 and bfloat16), exact for
  * f16/bf16 -> f32 and round-to-nearest-even for f32 -> f16/bf16. */
 float lc_f16_to_f32(uint16_t h);

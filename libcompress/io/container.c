@@ -538,7 +538,7 @@ int lc_container_create(const char *path, lc_container **out)
             container_free(c);
             return lc_error("out of memory");
         }
-        snprintf(c->tmp_path, n, "%s.tmp-%ld", path, (long)getpid());
+        lc_tmp_path(path, c->tmp_path, n);
         fname = c->tmp_path;
     }
     c->file = H5Fcreate(fname, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -611,9 +611,9 @@ int lc_container_close(lc_container *c)
         if (H5Fclose(c->file) < 0)
             rc = lc_error("cannot write '%s': %s", c->path, h5_detail());
         c->file = -1;
-        if (!rc && rename(c->tmp_path, c->path) != 0)
-            rc = lc_error("cannot rename '%s' to '%s': %s", c->tmp_path, c->path, strerror(errno));
-        if (rc)
+        if (!rc)
+            rc = lc_publish(c->tmp_path, c->path);
+        else
             unlink(c->tmp_path);
     }
     container_free(c);

@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <gsl/gsl_sort_float.h>
+#include <gsl/gsl_statistics_double.h>
 #include <gsl/gsl_statistics_float.h>
 #include <math.h>
 #include <pthread.h>
@@ -378,8 +379,8 @@ int lc_eval_cache_create(const char *path, const lc_eval_cache_key *key, lc_eval
     if (!c)
         return -1;
     c->writing = 1;
-    if (asprintf(&c->tmp, "%s.tmp-%ld", path, (long)getpid()) < 0) {
-        c->tmp = NULL;
+    size_t n = strlen(path) + 32;
+    if (!(c->tmp = malloc(n)) || lc_tmp_path(path, c->tmp, n)) {
         cache_free(c);
         return lc_error("out of memory");
     }
@@ -429,8 +430,10 @@ int lc_eval_cache_close(lc_eval_cache *c)
         c->f = NULL;
         if (fclose(f) && !rc)
             rc = lc_error("cannot write '%s': %s", c->tmp, strerror(errno));
-        if (!rc && rename(c->tmp, c->path))
-            rc = lc_error("cannot rename '%s' to '%s': %s", c->tmp, c->path, strerror(errno));
+        if (!rc && (rc = lc_publish(c->tmp, c->path)) != 0) {
+            free(c->tmp); /* lc_publish removed it */
+            c->tmp = NULL;
+        }
         if (!rc) {
             free(c->tmp);
             c->tmp = NULL;
@@ -783,7 +786,7 @@ static int cmp_d(const void *a, const void *b)
 static void median_spread(double *v, int n, double *med, double *spread)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_d);
-    *med = n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+    *med = gsl_stats_median_from_sorted_data(v, 1, (size_t)n); /* the one median (GSL), as for KLD */
     *spread = *med > 0 ? (v[n - 1] - v[0]) / *med : 0;
 }
 
