@@ -915,6 +915,16 @@ static int read_quant_attrs(hid_t g, lc_tensor *t, int64_t cols, const char *ctx
     return 0;
 }
 
+/* lc_tensor_validate's messages name the tensor already ("tensor 'w':
+ * ..."): prefix them with the file part of a "PATH: tensor 'w'" context. */
+static int validate_in(const lc_tensor *t, const char *ctx)
+{
+    if (!lc_tensor_validate(t))
+        return 0;
+    const char *k = strstr(ctx, ": tensor '");
+    return lc_error_prefix("%.*s", k ? (int)(k - ctx) : (int)strlen(ctx), ctx);
+}
+
 /* ---- sparse encodings (docs/FORMAT.md "sparse_nm", "sparse_mask") -------- */
 
 static int attr_i64(hid_t o, const char *n, int64_t v, const char *ctx)
@@ -1087,9 +1097,7 @@ static int read_sparse_data(hid_t g, lc_tensor *t, const char *ctx)
             (!(t->zeros = lc_malloc(ng)) || dset_read_exact(g, "zeros", H5T_STD_U8LE, ng, t->zeros, ctx)))
             return -1;
     }
-    if (lc_tensor_validate(t))
-        return lc_error_prefix("%s", ctx);
-    return 0;
+    return validate_in(t, ctx);
 }
 
 int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
@@ -1183,9 +1191,7 @@ static int read_meta(hid_t g, lc_tensor *t, const char *ctx)
     } else {
         return lc_error("%s: unknown encoding '%s'", ctx, enc);
     }
-    if (lc_tensor_validate(t))
-        return lc_error_prefix("%s", ctx);
-    return 0;
+    return validate_in(t, ctx);
 }
 
 static hid_t open_tensor(lc_container *c, const char *name, lc_tensor *t, char *ctx, size_t nctx)
