@@ -210,26 +210,6 @@ int lc_publish(const char *tmp, const char *path)
 
 /* ---- half floats --------------------------------------------------------- */
 
-float lc_f16_to_f32(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp == 0) {
-        if (man == 0) {
-            bits = sign;
-        } else { /* subnormal: value = man * 2^-24 */
-            float f = (float)man * 5.9604644775390625e-8f;
-            return sign ? -f : f;
-        }
-    } else {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
 uint16_t lc_f32_to_f16(float f)
 {
     uint32_t x;
@@ -256,13 +236,6 @@ uint16_t lc_f32_to_f16(float f)
     return (uint16_t)(sign | h);
 }
 
-float lc_bf16_to_f32(uint16_t h)
-{
-    uint32_t bits = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
 
 uint16_t lc_f32_to_bf16(float f)
 {

@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #define LC_VERSION "0.1.0"
 
@@ -65,10 +66,31 @@ int lc_publish(const char *tmp, const char *path);
 
 /* Half-precision conversions (IEEE binary16 and bfloat16), exact for
  * f16/bf16 -> f32 and round-to-nearest-even for f32 -> f16/bf16. */
-float lc_f16_to_f32(uint16_t h);
 uint16_t lc_f32_to_f16(float f);
-float lc_bf16_to_f32(uint16_t h);
 uint16_t lc_f32_to_bf16(float f);
+/* Inline: the scalar kernels decode f16/bf16 weights through these. */
+static inline float lc_f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
+    if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else if (exp == 0) {
+        float f = (float)man * 5.9604644775390625e-8f; /* subnormal or zero: man * 2^-24 */
+        return sign ? -f : f;
+    } else {
+        bits = sign | ((exp + 112) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+static inline float lc_bf16_to_f32(uint16_t h)
+{
+    uint32_t bits = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
 
 /* 64-bit content digest (XXH64, seed 0), printed as 16 hex digits. */
 /* Incremental: init (-1 on out of memory), update, then final, which

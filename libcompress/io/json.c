@@ -160,7 +160,8 @@ int lc_json_write(json_t *v, FILE *f)
 {
     if (!v)
         return lc_error("out of memory");
-    int rc = json_dumpf(v, f, dump_flags(v, 0));
+    /* reports: 15 significant digits, so that 0.02 - 0.05 reads -0.03 */
+    int rc = json_dumpf(v, f, JSON_REAL_PRECISION(15) | JSON_ENCODE_ANY);
     json_decref(v);
     if (rc || fputc('\n', f) == EOF || ferror(f))
         return lc_error("cannot write JSON");

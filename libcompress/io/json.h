@@ -8,11 +8,13 @@
  * valid UTF-8 only, no U+0000 in strings, integers beyond int64 refused.
  * Errors read "line L, column C: what".
  *
- * Writing (lc_json_dump, lc_json_write) uses jansson's separators (", " and
- * ": ", or JSON_INDENT) and prints reals with the fewest of 15 or 17
- * significant digits that read back exactly for every real in the
- * document, and integer-valued reals as "2.0" (jansson's form), so a
- * written file reads back to the same values.
+ * Writing uses jansson's separators (", " and ": ", or JSON_INDENT) and
+ * writes integer-valued reals as "2.0".  Files (lc_json_dump: config.json,
+ * safetensors headers) get reals with 15 significant digits, or 17 when some
+ * real of the document needs them to read back exactly, so a written file
+ * reads back to the same values.  Reports (lc_json_write: lc-eval, lc-info,
+ * lc-ledger) get 15 digits, more than any measurement carries, so that a
+ * delta of 0.02 - 0.05 reads -0.03 rather than -0.030000000000000002.
  *
  * Trees are jansson's json_t with its reference counting: lc_json_parse
  * returns a new reference that json_decref releases.  json_object_get,
@@ -63,8 +65,9 @@ json_t *lc_json_number(double v);
 /* Serialise to a malloc'd NUL-terminated string: indent 0 on one line,
  * else pretty-printed with that many spaces per level. */
 int lc_json_dump(const json_t *v, int indent, char **out, size_t *len);
-/* Dump v on one line and a newline to f.  Steals the reference; -1 when v
- * is NULL (out of memory while building it) or the write fails. */
+/* A report: v on one line (15 significant digits) and a newline to f.
+ * Steals the reference; -1 when v is NULL (out of memory while building
+ * it) or the write fails. */
 int lc_json_write(json_t *v, FILE *f);
 
 #endif

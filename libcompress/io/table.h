@@ -17,8 +17,8 @@
  * lc_table_set_null) print as "-" in a text table, empty in CSV and null in
  * JSON.  Text tables size every column to its widest cell; cells longer than
  * the table's cut width (default 48) end in "...".  CSV writes reals as the
- * shortest decimal that reads back to the same double; JSON writes them
- * exactly too (io/json.h: 15 significant digits, 17 when a value needs it).
+ * shortest decimal that reads back to the same double; JSON with 15
+ * significant digits (io/json.h, lc_json_write).
  * Strings that are not valid UTF-8 (a container or a ledger may hold any
  * bytes) have each invalid byte replaced by '?' in JSON.
  */

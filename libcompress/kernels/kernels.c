@@ -14,30 +14,8 @@
 
 /* ---- scalar helpers ----------------------------------------------------- */
 
-/* Exact binary16 -> binary32 (same as lc_f16_to_f32, inlined). */
-INL float h2f(uint16_t h)
-{
-    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (man << 13);
-    } else if (exp == 0) {
-        float f = (float)man * 5.9604644775390625e-8f; /* subnormal or zero: man * 2^-24 */
-        return sign ? -f : f;
-    } else {
-        bits = sign | ((exp + 112) << 23) | (man << 13);
-    }
-    float f;
-    memcpy(&f, &bits, 4);
-    return f;
-}
-
-INL float bf2f(uint16_t h)
-{
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
+INL float h2f(uint16_t h) { return lc_f16_to_f32(h); }
+INL float bf2f(uint16_t h) { return lc_bf16_to_f32(h); }
 
 /* Integer offset z of group gi (LC_QF_SYM: 2^(b-1); LC_QF_ZERO: stored). */
 INL int qzero(const lc_wmat *w, size_t gi)

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "io/gguf.h"
+#include "convert/import.h"
 #include "core/tensor.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -9,7 +9,7 @@ OUT=build/fuzz
 mkdir -p "$OUT/obj"
 CC=${FUZZ_CC:-clang}
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
-CFLAGS="-O1 -g -std=gnu11 -Ilibcompress $(pkg-config --cflags hdf5 jansson libxxhash) $SAN"
+CFLAGS="-O1 -g -std=gnu11 -Werror=implicit-function-declaration -Ilibcompress $(pkg-config --cflags hdf5 jansson libxxhash) $SAN"
 HDF5_LIBS=$(pkg-config --libs hdf5)
 HL=$(echo "$HDF5_LIBS" | sed -n 's/.*-l\(hdf5[a-z_]*\).*/-l\1_hl/p')
 LIBS="$HL $HDF5_LIBS $(pkg-config --libs jansson libxxhash) -lsqlite3 -lgsl -llapacke -lopenblas -lm -lpthread"
