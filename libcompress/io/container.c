@@ -222,6 +222,32 @@ static int attr_read_str(hid_t o, const char *n, char *buf, size_t cap, const ch
     return rc;
 }
 
+/* Creation property lists for every object written: no modification
+ * times in object headers (HDF5 stores them by default), so the same
+ * inputs give the same bytes whatever the clock says. */
+static hid_t dcpl_untimed(void)
+{
+    hid_t p = H5Pcreate(H5P_DATASET_CREATE);
+    if (p >= 0)
+        H5Pset_obj_track_times(p, 0);
+    return p;
+}
+
+static hid_t gcpl_untimed(void)
+{
+    hid_t p = H5Pcreate(H5P_GROUP_CREATE);
+    if (p >= 0)
+        H5Pset_obj_track_times(p, 0);
+    return p;
+}
+
+static hid_t group_create(hid_t loc, const char *name)
+{
+    hid_t p = gcpl_untimed(), g = H5Gcreate2(loc, name, H5P_DEFAULT, p, H5P_DEFAULT);
+    H5Pclose(p);
+    return g;
+}
+
 /* ---- datasets ----------------------------------------------------------- */
 
 static int dset_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int rank, const hsize_t *dims,
@@ -229,7 +255,8 @@ static int dset_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int
 {
     hid_t sp = H5Screate_simple(rank, dims, NULL), d = -1;
     int rc = -1;
-    if (sp >= 0 && (d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT)) >= 0 &&
+    hid_t dcpl = dcpl_untimed();
+    if (sp >= 0 && (d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0 &&
         H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0)
         rc = 0;
     else
@@ -238,6 +265,7 @@ static int dset_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int
         H5Dclose(d);
     if (sp >= 0)
         H5Sclose(sp);
+    H5Pclose(dcpl);
     return rc;
 }
 
@@ -548,7 +576,7 @@ int lc_container_create(const char *path, lc_container **out)
         container_free(c);
         return -1;
     }
-    hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+    hid_t gcpl = gcpl_untimed();
     H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     c->tensors = H5Gcreate2(c->file, "tensors", H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
@@ -687,7 +715,7 @@ int lc_container_write_config(lc_container *c, const lc_config *cfg)
 {
     if (lc_config_validate(cfg))
         return -1;
-    hid_t g = H5Gcreate2(c->file, "config", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g = group_create(c->file, "config");
     if (g < 0)
         return lc_error("%s: cannot create /config: %s", c->path, h5_detail());
     lc_config tmp = *cfg;
@@ -730,7 +758,7 @@ int lc_container_read_config(lc_container *c, lc_config *cfg)
 int lc_container_write_tokenizer(lc_container *c, const lc_tokenizer *tk)
 {
     const char *p = c->path;
-    hid_t g = H5Gcreate2(c->file, "tokenizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g = group_create(c->file, "tokenizer");
     if (g < 0)
         return lc_error("%s: cannot create /tokenizer: %s", p, h5_detail());
     hsize_t n = (hsize_t)tk->n_vocab, n1 = n + 1, nb = tk->blob_len ? tk->blob_len : 0;
@@ -949,8 +977,11 @@ static int sp_dset_write(hid_t g, const char *name, hid_t ft, int rank, const hs
     if (buf)
         return dset_write(g, name, ft, ft, rank, dims, buf, ctx);
     hid_t sp = H5Screate_simple(rank, dims, NULL), d = -1;
-    if (sp >= 0)
-        d = H5Dcreate2(g, name, ft, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (sp >= 0) {
+        hid_t dcpl = dcpl_untimed();
+        d = H5Dcreate2(g, name, ft, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Pclose(dcpl);
+    }
     if (sp >= 0)
         H5Sclose(sp);
     if (d < 0)
@@ -1110,7 +1141,7 @@ int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
         return lc_error("%s: duplicate tensor '%s'", c->path, t->name);
     char ctx[LC_NAME_MAX + 600];
     snprintf(ctx, sizeof ctx, "%s: tensor '%s'", c->path, t->name);
-    hid_t g = H5Gcreate2(c->tensors, t->name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t g = group_create(c->tensors, t->name);
     if (g < 0)
         return lc_error("%s: cannot create group: %s", ctx, h5_detail());
     int rc;
@@ -1419,7 +1450,16 @@ int lc_container_add_lineage(lc_container *dst, lc_container *src, const char *t
         return lc_error("out of memory");
     }
     char tbuf[32], dbuf[40];
+    /* SOURCE_DATE_EPOCH (reproducible-builds.org) fixes the time, so that
+     * the same inputs give the same bytes */
     time_t now = time(NULL);
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    char *end;
+    if (sde && *sde) {
+        long long v = strtoll(sde, &end, 10);
+        if (!*end && v >= 0)
+            now = (time_t)v;
+    }
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(tbuf, sizeof tbuf, "%Y-%m-%dT%H:%M:%SZ", &tm);

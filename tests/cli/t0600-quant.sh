@@ -24,6 +24,16 @@ lc-quant -q --method gptq --bits 4 --group 32 --calib "$CAL" --nsamples $NS --se
 h5dump -d /tensors/layers.1.ffn_up/codes "$TMP/g1.h5" | sed 1d >"$TMP/c1"
 h5dump -d /tensors/layers.1.ffn_up/codes "$TMP/g2.h5" | sed 1d >"$TMP/c2"
 check "gptq is deterministic" cmp -s "$TMP/c1" "$TMP/c2"
+# the same run a second later gives the same bytes when SOURCE_DATE_EPOCH
+# fixes the lineage time (object headers carry no modification times);
+# same directory name depth and arguments, since the lineage records them
+mkdir -p "$TMP/d1" "$TMP/d2"
+(cd "$TMP/d1" && SOURCE_DATE_EPOCH=1700000000 lc-quant -q --bits 4 --group 32 ../m.h5 -o t.h5)
+sleep 1.2
+(cd "$TMP/d2" && SOURCE_DATE_EPOCH=1700000000 lc-quant -q --bits 4 --group 32 ../m.h5 -o t.h5)
+check "same bytes a second later (SOURCE_DATE_EPOCH)" cmp -s "$TMP/d1/t.h5" "$TMP/d2/t.h5"
+h5dump -d lineage "$TMP/d1/t.h5" >"$TMP/lin.txt" 2>&1
+check "lineage time from SOURCE_DATE_EPOCH" grep -q "2023-11-14T22:13:20Z" "$TMP/lin.txt"
 # overrides and keep; embeddings
 expect_code 0 "override + keep + embed" lc-quant -q --bits 4 --group 32 --override 'layers.*.ffn_down=8' \
   --keep 'layers.0.attn_q' --embed-bits 8 "$TMP/m.h5" -o "$TMP/o.h5"
