@@ -943,16 +943,6 @@ static int read_quant_attrs(hid_t g, lc_tensor *t, int64_t cols, const char *ctx
     return 0;
 }
 
-/* lc_tensor_validate's messages name the tensor already ("tensor 'w':
- * ..."): prefix them with the file part of a "PATH: tensor 'w'" context. */
-static int validate_in(const lc_tensor *t, const char *ctx)
-{
-    if (!lc_tensor_validate(t))
-        return 0;
-    const char *k = strstr(ctx, ": tensor '");
-    return lc_error_prefix("%.*s", k ? (int)(k - ctx) : (int)strlen(ctx), ctx);
-}
-
 /* ---- sparse encodings (docs/FORMAT.md "sparse_nm", "sparse_mask") -------- */
 
 static int attr_i64(hid_t o, const char *n, int64_t v, const char *ctx)
@@ -1128,7 +1118,7 @@ static int read_sparse_data(hid_t g, lc_tensor *t, const char *ctx)
             (!(t->zeros = lc_malloc(ng)) || dset_read_exact(g, "zeros", H5T_STD_U8LE, ng, t->zeros, ctx)))
             return -1;
     }
-    return validate_in(t, ctx);
+    return 0;
 }
 
 int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
@@ -1222,7 +1212,13 @@ static int read_meta(hid_t g, lc_tensor *t, const char *ctx)
     } else {
         return lc_error("%s: unknown encoding '%s'", ctx, enc);
     }
-    return validate_in(t, ctx);
+    return 0;
+}
+
+/* lc_tensor_validate's messages name the tensor: prefix the file only. */
+static int validate_read(const lc_container *c, const lc_tensor *t)
+{
+    return lc_tensor_validate(t) ? lc_error_prefix("%s", c->path) : 0;
 }
 
 static hid_t open_tensor(lc_container *c, const char *name, lc_tensor *t, char *ctx, size_t nctx)
@@ -1246,7 +1242,7 @@ int lc_container_tensor_info(lc_container *c, const char *name, lc_tensor *t)
     hid_t g = open_tensor(c, name, t, ctx, sizeof ctx);
     if (g < 0)
         return -1;
-    int rc = read_meta(g, t, ctx);
+    int rc = read_meta(g, t, ctx) || validate_read(c, t) ? -1 : 0;
     H5Gclose(g);
     return rc;
 }
@@ -1258,10 +1254,10 @@ int lc_container_read_tensor(lc_container *c, const char *name, lc_tensor *t)
     if (g < 0)
         return -1;
     int rc = -1;
-    if (read_meta(g, t, ctx))
+    if (read_meta(g, t, ctx) || validate_read(c, t))
         goto out;
     if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) {
-        rc = read_sparse_data(g, t, ctx);
+        rc = read_sparse_data(g, t, ctx) || validate_read(c, t) ? -1 : 0;
         goto out;
     }
     if (t->enc == LC_ENC_DENSE ? dset_plausible(g, "data", dtype_h5(t->dtype), (size_t)lc_tensor_numel(t), ctx)

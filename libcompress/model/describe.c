@@ -28,8 +28,10 @@ static void shape_fmt(const lc_tensor *t, char *buf, size_t n)
         snprintf(buf + k, n - k, "]");
 }
 
-/* The tensor table; totals through *total_b / *total_w. */
-static lc_table *tensor_table(lc_container *c, int json, size_t *total_b, int64_t *total_w)
+/* The tensor table; totals through *total_b / *total_w.  For JSON (shapes
+ * not NULL) each tensor's shape goes to the array shapes instead of a text
+ * cell, and bpw is rounded to 4 decimals. */
+static lc_table *tensor_table(lc_container *c, json_t *shapes, size_t *total_b, int64_t *total_w)
 {
     static const lc_col cols[] = {{"name", LC_COL_TEXT, NULL, 0, NULL},
                                   {"encoding", LC_COL_TEXT, NULL, 0, NULL},
@@ -53,11 +55,18 @@ static lc_table *tensor_table(lc_container *c, int json, size_t *total_b, int64_
         if (r < 0 || lc_table_set_text(t, r, 0, x.name) || lc_table_set_text(t, r, 1, enc) ||
             lc_table_set_int(t, r, 3, (int64_t)b))
             goto fail;
-        /* JSON: the shape as an array and bpw to 4 decimals, set by the caller */
-        if (!json && (lc_table_set_text(t, r, 2, shp) || lc_table_set_real(t, r, 4, bpw)))
+        if (!shapes && (lc_table_set_text(t, r, 2, shp) || lc_table_set_real(t, r, 4, bpw)))
             goto fail;
-        if (json && lc_table_set_real(t, r, 4, round(bpw * 1e4) / 1e4))
-            goto fail;
+        if (shapes) {
+            json_t *dims = json_array();
+            for (int d = 0; dims && d < x.ndim; d++)
+                if (json_array_append_new(dims, json_integer(x.shape[d])))
+                    json_decref(dims), dims = NULL;
+            if (json_array_append_new(shapes, dims) || lc_table_set_real(t, r, 4, round(bpw * 1e4) / 1e4)) {
+                lc_error("out of memory");
+                goto fail;
+            }
+        }
     }
     return t;
 fail:
@@ -70,23 +79,18 @@ static int describe_json(lc_container *c, const lc_config *cfg, int nvocab, cons
 {
     size_t tb;
     int64_t tw;
-    lc_table *t = tensor_table(c, 1, &tb, &tw);
-    if (!t)
+    json_t *shapes = json_array();
+    lc_table *t = shapes ? tensor_table(c, shapes, &tb, &tw) : NULL;
+    if (!t) {
+        json_decref(shapes);
         return -1;
+    }
     json_t *tensors = lc_table_json(t);
     lc_table_free(t);
     /* shapes as arrays of integers */
-    for (size_t i = 0; tensors && i < json_array_size(tensors); i++) {
-        lc_tensor x;
-        json_t *shape = json_array();
-        if (!shape || lc_container_tensor_info(c, lc_container_tensor_name(c, (int)i), &x)) {
-            json_decref(shape), json_decref(tensors);
-            return -1;
-        }
-        for (int d = 0; d < x.ndim; d++)
-            json_array_append_new(shape, json_integer(x.shape[d]));
-        json_object_set_new(json_array_get(tensors, i), "shape", shape);
-    }
+    for (size_t i = 0; tensors && i < json_array_size(tensors); i++)
+        json_object_set(json_array_get(tensors, i), "shape", json_array_get(shapes, i));
+    json_decref(shapes);
     json_t *lineage = json_array();
     for (size_t i = 0; lineage && i < nlin; i++)
         json_array_append_new(lineage, json_pack("{s:o, s:o, s:o, s:o, s:o, s:o}", "tool", lc_json_string(lin[i].tool),
@@ -132,7 +136,7 @@ int lc_describe(lc_container *c, lc_out_fmt fmt, int checked, FILE *f)
     }
     size_t tb;
     int64_t tw;
-    lc_table *t = tensor_table(c, 0, &tb, &tw);
+    lc_table *t = tensor_table(c, NULL, &tb, &tw);
     if (!t)
         goto done;
     if (fmt == LC_OUT_CSV) {
