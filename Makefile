@@ -43,19 +43,38 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 CLI_TESTS := $(sort $(wildcard tests/cli/t[0-9]*.sh))
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 
-DEPS_STAMP := $(BUILD)/.deps-ok
+# Which Debian packages to make sure of: the sets (pipelines/deps.sh) of the
+# goals on the command line.  A plain build needs no clang; the tests and
+# the fuzz targets do.  One stamp per set of sets, so `make` then `make
+# check` asks again, with the larger set.
+DEPS_all := build
+DEPS_install := build
+DEPS_unit := build
+DEPS_check := check
+DEPS_cli := check
+DEPS_demo := demo
+DEPS_bench := bench
+DEPS_fuzz-smoke := fuzz
+DEPS_fuzz-long := fuzz
+DEPS_asan := asan
+DEPS_tsan := tsan
+DEPS_check-fresh := fresh
+DEPS_SETS := $(sort $(foreach g,$(or $(MAKECMDGOALS),all),$(or $(DEPS_$(g)),build)))
+empty :=
+space := $(empty) $(empty)
+DEPS_STAMP := $(BUILD)/.deps-$(subst $(space),-,$(DEPS_SETS))
 
 .SECONDARY:
-.PHONY: all check layers unit cli fuzz-smoke demo deps install asan tsan bench clean
+.PHONY: all check check-fresh layers unit cli fuzz-smoke fuzz-long demo deps install asan tsan bench clean
 all: $(TOOLS)
 
 # Dependencies are checked once per build tree; `make deps` forces it.
 $(DEPS_STAMP):
-	@./pipelines/deps.sh
+	@./pipelines/deps.sh $(DEPS_SETS)
 	@mkdir -p $(BUILD) && touch $@
 
 deps:
-	@./pipelines/deps.sh
+	@./pipelines/deps.sh check
 
 $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 	@mkdir -p $(dir $@)
@@ -88,16 +107,26 @@ unit: $(UNIT_BIN)
 	@fail=0; for t in $(UNIT_BIN); do \
 	  echo "== $$t"; $$t || { echo "FAIL: $$t"; fail=1; }; done; exit $$fail
 
-cli: $(TOOLS)
+cli: $(DEPS_STAMP) $(TOOLS)
 	@./tests/cli/run.sh $(CLI_TESTS)
 
 fuzz-smoke: | $(DEPS_STAMP)
 	@./tests/fuzz/smoke.sh $(FUZZ_SRC)
 
+# The same targets for longer: make fuzz-long FUZZ_SECONDS=600
+fuzz-long: | $(DEPS_STAMP)
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} ./tests/fuzz/smoke.sh $(FUZZ_SRC)
+
+# The README's two commands, the first time, on a fresh Debian 12 root
+# (debootstrap; the base root is cached in LC_FRESH_CACHE, the project is
+# cloned afresh from this checkout's HEAD every time).
+check-fresh: | $(DEPS_STAMP)
+	@./tests/fresh.sh
+
 # Every suite runs even when one fails; tests/summary.sh closes with one line
 # "N passed, N failed, N skipped" and lists every skip with its reason.
 TEST_LOG := $(abspath $(BUILD))/test-log
-check: all $(UNIT_BIN)
+check: $(DEPS_STAMP) all $(UNIT_BIN)
 	@rm -f $(TEST_LOG); st=0; \
 	./tests/layers.sh && echo "pass 1" >>$(TEST_LOG) || { echo "fail 1" >>$(TEST_LOG); st=1; }; \
 	LC_TEST_LOG=$(TEST_LOG) $(MAKE) --no-print-directory unit || st=1; \
@@ -105,7 +134,7 @@ check: all $(UNIT_BIN)
 	LC_TEST_LOG=$(TEST_LOG) $(MAKE) --no-print-directory fuzz-smoke || st=1; \
 	./tests/summary.sh $(TEST_LOG) $$st
 
-demo: all
+demo: $(DEPS_STAMP) all
 	@./pipelines/demo.sh
 
 install: all
@@ -115,19 +144,19 @@ install: all
 
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
-asan:
+asan: | $(DEPS_STAMP)
 	$(MAKE) BUILD=$(ASAN_BUILD) CC=clang OPT=-O1 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer" unit
 
 # The pool and the kernels that run on it, under ThreadSanitizer (OpenBLAS
 # is not instrumented, so tests that call it are left out).
 TSAN_TESTS := test_pool test_sample test_kernels test_kernels_q8 test_sparse
-tsan:
+tsan: | $(DEPS_STAMP)
 	$(MAKE) BUILD=$(TSAN_BUILD) CC=clang OPT=-O1 SAN="-fsanitize=thread" $(TSAN_TESTS:%=$(TSAN_BUILD)/tests/%)
 	@fail=0; for t in $(TSAN_TESTS); do echo "== tsan $$t"; \
 	  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" $(TSAN_BUILD)/tests/$$t || { echo "FAIL: tsan $$t"; fail=1; }; \
 	done; exit $$fail
 
-bench: all
+bench: $(DEPS_STAMP) all
 	@./pipelines/bench.sh
 
 clean:

@@ -58,6 +58,7 @@ void lc_fput_json_str(FILE *f, const char *s)
 char **lc_cli_init(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
+    lc_tmp_signals();
     char **copy = malloc(((size_t)argc + 1) * sizeof *copy);
     if (!copy) {
         /* callers walk all argc entries: no shorter array will do */

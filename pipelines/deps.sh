@@ -1,11 +1,31 @@
 #!/bin/sh
-# Install the Debian packages libcompress needs (idempotent).
-# As root: apt-get install.  Otherwise: sudo -n if it works, else print the command.
+# Install the Debian packages a make target needs (idempotent).
+#   pipelines/deps.sh [SET...]      SET: build (default), demo, check, fuzz, asan, tsan, bench, fresh
+# Nothing is installed when every package is present, so it works without
+# root then.  Otherwise: as root, apt-get install; else sudo -n if that
+# works; else it prints the command and exits 1.
 set -u
-PKGS="gcc make pkg-config libhdf5-dev hdf5-tools libopenblas-dev liblapacke-dev libgsl-dev
-libsqlite3-dev sqlite3 libjansson-dev libxxhash-dev python3 clang libclang-rt-14-dev"
+# the library and the tools
+BUILD="gcc make pkg-config libhdf5-dev libopenblas-dev liblapacke-dev libgsl-dev libsqlite3-dev
+libjansson-dev libxxhash-dev"
+# the sanitizer builds and the fuzz targets (libFuzzer is clang's)
+CLANG="clang libclang-rt-14-dev"
+# what the tests call: h5dump, sqlite3, python3 (json, for reading reports)
+TESTS="hdf5-tools sqlite3 python3"
+PKGS=""
+[ $# -eq 0 ] && set -- build
+for set in "$@"; do
+  case $set in
+    build|demo|bench) PKGS="$PKGS $BUILD" ;;
+    check) PKGS="$PKGS $BUILD $TESTS $CLANG" ;;
+    fuzz|asan|tsan) PKGS="$PKGS $BUILD $CLANG" ;;
+    fresh) PKGS="$PKGS debootstrap git" ;;
+    *) echo "deps: unknown set '$set' (build, demo, check, fuzz, asan, tsan, bench, fresh)" >&2; exit 2 ;;
+  esac
+done
 missing=""
 for p in $PKGS; do
+  case " $missing " in *" $p "*) continue ;; esac
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
@@ -17,5 +37,7 @@ else
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get install -y -q $missing >&2 || { $SUDO apt-get update -q >&2 && $SUDO apt-get install -y -q $missing >&2; } || {
+# a fresh machine has no package lists yet: update when the install cannot find them
+$SUDO apt-get install -y -q --no-install-recommends $missing >&2 ||
+  { $SUDO apt-get update -q >&2 && $SUDO apt-get install -y -q --no-install-recommends $missing >&2; } || {
   echo "deps: apt-get install failed" >&2; exit 1; }

@@ -108,7 +108,7 @@ int sink_write(sink *s, const void *p, size_t n)
         return -1;
     if (n && fwrite(p, 1, n, s->f) != n) {
         s->err = errno ? errno : EIO;
-        return -1;
+        return lc_error("cannot write %s: %s", s->path[0] ? s->path : "standard output", strerror(s->err));
     }
     s->bytes += n;
     return 0;
@@ -126,13 +126,14 @@ void sink_abort(sink *s)
     if (s->f)
         fclose(s->f);
     if (s->tmp[0])
-        unlink(s->tmp);
+        lc_tmp_discard(s->tmp);
     memset(s, 0, sizeof *s);
 }
 
 int sink_close(sink *s)
 {
-    const char *label = s->path[0] ? s->path : "standard output";
+    char label[sizeof s->path];
+    snprintf(label, sizeof label, "%s", s->path[0] ? s->path : "standard output");
     if (s->err || fflush(s->f) != 0 || ferror(s->f)) {
         int e = s->err ? s->err : errno;
         sink_abort(s);

@@ -47,16 +47,6 @@ static int dir_state(const char *dir)
     return state;
 }
 
-static void remove_tmp_dir(const char *tmp)
-{
-    char p[PATH_MAX + 64];
-    for (size_t i = 0; i < N_OUT_FILES; i++) {
-        snprintf(p, sizeof p, "%s/%s", tmp, out_files[i]);
-        unlink(p);
-    }
-    rmdir(tmp);
-}
-
 static int write_file(const char *dir, const char *name, const void *p, size_t n)
 {
     char path[PATH_MAX + 64];
@@ -280,7 +270,7 @@ static int publish(const char *tmp, const char *dir, int state)
     snprintf(b, sizeof b, "%s/model.safetensors.index.json", dir);
     if (unlink(b) == 0)
         lc_log("lc-export: removed the old %s (it would shadow model.safetensors)\n", b);
-    rmdir(tmp);
+    lc_tmp_discard(tmp);
     return 0;
 }
 
@@ -289,7 +279,7 @@ int lc_export_safetensors(lc_container *in, const char *dir_in, const lc_export_
     lc_config c;
     lc_tokenizer tk = {0};
     lc_st_tensor *st = NULL;
-    char dir[PATH_MAX], tmp[PATH_MAX + 32], path[PATH_MAX + 64];
+    char dir[PATH_MAX], tmp[PATH_MAX + LC_TMP_EXTRA], path[PATH_MAX + 64];
     int rc = -1, nt = 0, made_tmp = 0;
 
     memset(rep, 0, sizeof *rep);
@@ -388,7 +378,7 @@ int lc_export_safetensors(lc_container *in, const char *dir_in, const lc_export_
     rc = 0;
 out:
     if (made_tmp)
-        remove_tmp_dir(tmp);
+        lc_tmp_discard(tmp);
     for (int i = 0; st && i < nt; i++) {
         free(st[i].name);
         free((void *)st[i].data);

@@ -13,7 +13,7 @@
 typedef struct sink {
     FILE *f;
     char path[PATH_MAX];    /* final path ("" for stdout) */
-    char tmp[PATH_MAX + 32];
+    char tmp[PATH_MAX + LC_TMP_EXTRA];
     uint64_t bytes;
     int err;                /* errno of the first failed write */
 } sink;

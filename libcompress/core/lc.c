@@ -192,22 +192,6 @@ void lc_note_add(char *note, size_t cap, const char *fmt, ...)
         snprintf(note + used, cap - used, "...");
 }
 
-int lc_tmp_path(const char *path, char *buf, size_t n)
-{
-    int k = snprintf(buf, n, "%s.tmp-%ld", path, (long)getpid());
-    return k < 0 || (size_t)k >= n ? lc_error("path too long: '%.200s'", path) : 0;
-}
-
-int lc_publish(const char *tmp, const char *path)
-{
-    if (rename(tmp, path) == 0)
-        return 0;
-    int e = errno;
-    if (unlink(tmp) != 0)
-        rmdir(tmp);
-    return lc_error("cannot rename '%s' to '%s': %s", tmp, path, strerror(e));
-}
-
 /* ---- half floats --------------------------------------------------------- */
 
 uint16_t lc_f32_to_f16(float f)

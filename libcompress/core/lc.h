@@ -56,13 +56,25 @@ void *lc_calloc(size_t n, size_t size);
  * (0 = no cap).  The buffer is NUL-terminated (one extra byte). */
 int lc_read_file(const char *path, size_t max_bytes, uint8_t **out, size_t *len);
 
-/* Output is published atomically: written to lc_tmp_path(path) beside it,
- * then lc_publish() renames it into place, so a failed or killed run never
- * leaves a partial or clobbered file.  The name is "PATH.tmp-PID" (written
- * to buf of n bytes; -1 when it does not fit).  lc_publish removes the
- * temporary file (or empty directory) when the rename fails. */
+/* Output is published atomically (core/publish.c): written to a temporary
+ * name beside it, then renamed into place, so a failed or killed run never
+ * leaves a partial or clobbered file.
+ *
+ * lc_tmp_path writes "PATH.tmp-HOST-PID" to buf (n bytes; -1 when it does
+ * not fit; LC_TMP_EXTRA more than strlen(path) always does).  It removes
+ * what earlier writers of the same PATH on this host left when they were
+ * killed (their process no longer exists), and registers the new name, so
+ * that SIGINT, SIGTERM and SIGHUP remove it (lc_tmp_signals installs the
+ * handlers).  A temporary directory may be registered too: it is removed
+ * with the files in it (one level).
+ *
+ * lc_publish renames tmp to path; when that fails it removes tmp.
+ * lc_tmp_discard removes tmp.  Both unregister it. */
+#define LC_TMP_EXTRA 96
 int lc_tmp_path(const char *path, char *buf, size_t n);
 int lc_publish(const char *tmp, const char *path);
+void lc_tmp_discard(const char *tmp);
+void lc_tmp_signals(void);
 
 /* Half-precision conversions (IEEE binary16 and bfloat16), exact for
  * f16/bf16 -> f32 and round-to-nearest-even for f32 -> f16/bf16. */

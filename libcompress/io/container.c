@@ -1,9 +1,11 @@
 /* The HDF5 container, version 1 (docs/FORMAT.md). */
+#define _GNU_SOURCE
 #include "io/container.h"
 #include "core/tensor.h"
 #include "core/sparse.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <hdf5_hl.h>
 #include <stdlib.h>
@@ -20,6 +22,8 @@ struct lc_container {
     int in_memory;        /* writer without a destination (tests, fuzzing) */
     char *path;           /* user-visible path ("-" for stdin/stdout) */
     char *tmp_path;       /* file writer: temporary name, renamed on close */
+    int res_fd;           /* file writer: fd for reserving space ahead of HDF5 */
+    uint64_t reserved;    /* bytes reserved from the start of the file */
     uint8_t *image;       /* stdin image (reader) */
     size_t image_len;
     char digest[17];
@@ -45,8 +49,14 @@ static const char *h5_detail(void)
 {
     static __thread char buf[256];
     buf[0] = 0;
+    int e = errno;
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, buf);
     H5Eclear2(H5E_DEFAULT);
+    /* HDF5 drops the system error of a failed write: name the usual ones */
+    if (e == ENOSPC || e == EDQUOT || e == EIO || e == EFBIG || e == EROFS) {
+        size_t k = strlen(buf);
+        snprintf(buf + k, sizeof buf - k, "%s%s", k ? ": " : "", strerror(e));
+    }
     return buf[0] ? buf : "HDF5 error";
 }
 
@@ -256,6 +266,7 @@ static int dset_write(hid_t loc, const char *name, hid_t ftype, hid_t mtype, int
     hid_t sp = H5Screate_simple(rank, dims, NULL), d = -1;
     int rc = -1;
     hid_t dcpl = dcpl_untimed();
+    errno = 0;
     if (sp >= 0 && (d = H5Dcreate2(loc, name, ftype, sp, H5P_DEFAULT, dcpl, H5P_DEFAULT)) >= 0 &&
         H5Dwrite(d, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) >= 0)
         rc = 0;
@@ -372,6 +383,8 @@ static void container_free(lc_container *c)
         H5Gclose(c->tensors);
     if (c->file >= 0)
         H5Fclose(c->file);
+    if (c->res_fd >= 0)
+        close(c->res_fd);
     for (int i = 0; i < c->n_names; i++)
         free(c->names[i]);
     free(c->names);
@@ -390,6 +403,7 @@ static lc_container *container_new(const char *path)
         return NULL;
     }
     c->file = c->tensors = -1;
+    c->res_fd = -1;
     return c;
 }
 
@@ -437,6 +451,52 @@ static void *image_udata_copy(void *udata) { return udata; }
 static herr_t image_udata_free(void *udata) { return 0; }
 
 /* Open an image we own (taken over: freed with the container). */
+/* The end of the file its superblock records (base address + end-of-file
+ * address), or 0 when head holds no superblock we can read.  The superblock
+ * sits at 0, 512, 1024 or 2048 (after a user block). */
+static uint64_t le_u(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = n - 1; i >= 0; i--)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t superblock_end(const uint8_t *head, size_t n)
+{
+    for (size_t at = 0; at <= 2048; at = at ? at * 2 : 512) {
+        const uint8_t *b = head + at;
+        if (at + 64 > n || memcmp(b, "\211HDF\r\n\032\n", 8) != 0)
+            continue;
+        int ver = b[8], so;
+        size_t base_at;
+        if (ver == 0 || ver == 1)
+            so = b[13], base_at = ver == 0 ? 24 : 28;
+        else if (ver == 2 || ver == 3)
+            so = b[9], base_at = 12;
+        else
+            return 0;
+        if ((so != 4 && so != 8) || base_at + 3 * (size_t)so > 64)
+            return 0;
+        /* v0/1: base, free-space info, end of file; v2/3: base, extension, end of file */
+        uint64_t base = le_u(b + base_at, so), eof = le_u(b + base_at + 2 * (size_t)so, so);
+        return base + eof < base ? 0 : base + eof;
+    }
+    return 0;
+}
+
+/* A container cut short (a pipe that closed, a copy that stopped) is named
+ * as such, with what came, instead of as an HDF5 error. */
+static int check_truncated(const uint8_t *head, size_t n, uint64_t have, const char *label, int stream)
+{
+    uint64_t end = superblock_end(head, n);
+    if (end > have)
+        return lc_error(stream ? "%s: truncated input: %llu bytes came, the container is %llu bytes"
+                               : "%s: truncated file: it holds %llu bytes, the container is %llu bytes",
+                        label, (unsigned long long)have, (unsigned long long)end);
+    return 0;
+}
+
 static int open_image(uint8_t *img, size_t len, const char *label, lc_container **out)
 {
     lc_container *c = container_new(label);
@@ -449,6 +509,10 @@ static int open_image(uint8_t *img, size_t len, const char *label, lc_container 
     if (len < 8 || memcmp(img, "\211HDF\r\n\032\n", 8) != 0) {
         container_free(c);
         return lc_error("%s: not an HDF5 file (bad signature)", label);
+    }
+    if (check_truncated(img, len, len, label, 1)) {
+        container_free(c);
+        return -1;
     }
     /* HDF5 reads our buffer in place (see image_* callbacks); freed after H5Fclose */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
@@ -509,6 +573,13 @@ int lc_container_open(const char *path, lc_container **out)
         return lc_error("cannot open '%s': %s", path, strerror(errno));
     if (!S_ISREG(st.st_mode))
         return lc_error("cannot open '%s': not a regular file", path);
+    uint8_t head[2048 + 64];
+    FILE *hf = fopen(path, "rb");
+    size_t hn = hf ? fread(head, 1, sizeof head, hf) : 0;
+    if (hf)
+        fclose(hf);
+    if (check_truncated(head, hn, (uint64_t)st.st_size, path, 0))
+        return -1;
     if (H5Fis_hdf5(path) <= 0) {
         H5Eclear2(H5E_DEFAULT);
         return lc_error("%s: not an HDF5 file", path);
@@ -560,7 +631,7 @@ int lc_container_create(const char *path, lc_container **out)
         snprintf(name, sizeof name, "lc-out-%p", (void *)c);
         fname = name;
     } else {
-        size_t n = strlen(path) + 32;
+        size_t n = strlen(path) + LC_TMP_EXTRA;
         if (!(c->tmp_path = malloc(n))) {
             H5Pclose(fapl);
             container_free(c);
@@ -573,9 +644,13 @@ int lc_container_create(const char *path, lc_container **out)
     H5Pclose(fapl);
     if (c->file < 0) {
         lc_error("cannot create '%s': %s", path, h5_detail());
+        if (c->tmp_path)
+            lc_tmp_discard(c->tmp_path);
         container_free(c);
         return -1;
     }
+    if (c->tmp_path)
+        c->res_fd = open(c->tmp_path, O_WRONLY | O_CLOEXEC);
     hid_t gcpl = gcpl_untimed();
     H5Pset_link_creation_order(gcpl, H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED);
     c->tensors = H5Gcreate2(c->file, "tensors", H5P_DEFAULT, gcpl, H5P_DEFAULT);
@@ -590,6 +665,45 @@ int lc_container_create(const char *path, lc_container **out)
     }
     *out = c;
     return 0;
+}
+
+/* HDF5 (1.10) can crash when a write fails inside it, and it loses the
+ * reason.  So a file writer reserves the disk space of what it is about to
+ * write, plus RESERVE_SLACK for metadata, before HDF5 sees it
+ * (fallocate, keeping the size): a full disk fails here, cleanly and
+ * naming the file.  Filesystems without fallocate get no reservation. */
+#define RESERVE_SLACK ((uint64_t)1 << 20)
+
+static int reserve(lc_container *c, uint64_t bytes, const char *what)
+{
+    if (c->res_fd < 0)
+        return 0;
+    hsize_t size = 0;
+    if (H5Fget_filesize(c->file, &size) < 0)
+        return 0;
+    uint64_t want = (uint64_t)size + bytes + RESERVE_SLACK;
+    if (want <= c->reserved)
+        return 0;
+    if (fallocate(c->res_fd, FALLOC_FL_KEEP_SIZE, (off_t)c->reserved, (off_t)(want - c->reserved)) == 0) {
+        c->reserved = want;
+        return 0;
+    }
+    if (errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL) {
+        close(c->res_fd);
+        c->res_fd = -1;
+        return 0;
+    }
+    return lc_error("%s: cannot write %s (%.1f MiB more): %s", c->path, what, (double)(want - c->reserved) / (1 << 20),
+                    strerror(errno));
+}
+
+/* Give back what the reservation held past the end of the file. */
+static void unreserve(lc_container *c)
+{
+    struct stat st;
+    if (c->res_fd >= 0 && c->reserved && fstat(c->res_fd, &st) == 0 && (uint64_t)st.st_size < c->reserved)
+        if (ftruncate(c->res_fd, st.st_size + 1) != 0 || ftruncate(c->res_fd, st.st_size) != 0)
+            lc_log("%s: cannot release reserved space: %s\n", c->path, strerror(errno));
 }
 
 static int write_all(int fd, const uint8_t *p, size_t n)
@@ -636,13 +750,16 @@ int lc_container_close(lc_container *c)
         H5Fclose(c->file);
         c->file = -1;
     } else {
-        if (H5Fclose(c->file) < 0)
+        if (!rc && reserve(c, 0, "the file's index"))
+            rc = -1;
+        if (H5Fclose(c->file) < 0 && !rc)
             rc = lc_error("cannot write '%s': %s", c->path, h5_detail());
         c->file = -1;
+        unreserve(c);
         if (!rc)
             rc = lc_publish(c->tmp_path, c->path);
         else
-            unlink(c->tmp_path);
+            lc_tmp_discard(c->tmp_path);
     }
     container_free(c);
     return rc;
@@ -658,7 +775,7 @@ void lc_container_abort(lc_container *c)
         c->tensors = -1;
         H5Fclose(c->file);
         c->file = -1;
-        unlink(c->tmp_path);
+        lc_tmp_discard(c->tmp_path);
     }
     container_free(c);
 }
@@ -1130,6 +1247,9 @@ int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
     if (lc_container_has_tensor(c, t->name))
         return lc_error("%s: duplicate tensor '%s'", c->path, t->name);
     char ctx[LC_NAME_MAX + 600];
+    snprintf(ctx, sizeof ctx, "tensor '%s'", t->name);
+    if (reserve(c, lc_tensor_stored_bytes(t), ctx))
+        return -1;
     snprintf(ctx, sizeof ctx, "%s: tensor '%s'", c->path, t->name);
     hid_t g = group_create(c->tensors, t->name);
     if (g < 0)
@@ -1301,9 +1421,14 @@ int lc_container_copy_tensor(lc_container *src, lc_container *dst, const char *n
         return lc_error("%s: no tensor '%s'", src->path, name);
     if (lc_container_has_tensor(dst, name))
         return lc_error("%s: duplicate tensor '%s'", dst->path, name);
-    if (H5Ocopy(src->tensors, name, dst->tensors, name, H5P_DEFAULT, H5P_DEFAULT) < 0)
-        return lc_error("cannot copy tensor '%s' from %s: %s", name, src->path, h5_detail());
-    return add_name(dst, name);
+    /* Read and written again, not H5Ocopy: HDF5 1.10 crashes when a write
+     * inside H5Ocopy fails (a full disk), and the read validates. */
+    lc_tensor t;
+    if (lc_container_read_tensor(src, name, &t))
+        return -1;
+    int rc = lc_container_write_tensor(dst, &t);
+    lc_tensor_release(&t);
+    return rc;
 }
 
 /* ---- lineage -------------------------------------------------------------- */

@@ -1,10 +1,12 @@
 /* Named text sets: manifest lookup, loading, verification. */
 #include "io/dataset.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/lc.h"
@@ -103,6 +105,17 @@ int lc_text_load(const char *spec, lc_text *t)
         if (!found)
             return lc_error("'%s' is neither a file nor a text set named in %s", spec, mpath);
         snprintf(t->name, sizeof t->name, "%s", spec);
+        /* a named set is a regular file of the recorded size: checked before
+         * reading, so a wrong entry never reads a device or a huge file */
+        struct stat st;
+        if (stat(t->path, &st) != 0)
+            return lc_error("text set '%s': cannot open '%s': %s (the manifest %s records %lld bytes, digest %s)", spec,
+                            t->path, strerror(errno), mpath, want_bytes, want_digest);
+        if (!S_ISREG(st.st_mode))
+            return lc_error("text set '%s': '%s' is not a regular file", spec, t->path);
+        if ((long long)st.st_size != want_bytes)
+            return lc_error("text set '%s' (%s): %lld bytes, the manifest records %lld bytes", spec, t->path,
+                            (long long)st.st_size, want_bytes);
     }
     uint8_t *buf;
     size_t len;

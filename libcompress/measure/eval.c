@@ -282,7 +282,7 @@ static void cache_free(lc_eval_cache *c)
     if (c->f)
         fclose(c->f);
     if (c->tmp)
-        unlink(c->tmp);
+        lc_tmp_discard(c->tmp);
     free(c->tmp);
     free(c->path);
     free(c);
@@ -379,7 +379,7 @@ int lc_eval_cache_create(const char *path, const lc_eval_cache_key *key, lc_eval
     if (!c)
         return -1;
     c->writing = 1;
-    size_t n = strlen(path) + 32;
+    size_t n = strlen(path) + LC_TMP_EXTRA;
     if (!(c->tmp = malloc(n)) || lc_tmp_path(path, c->tmp, n)) {
         cache_free(c);
         return lc_error("out of memory");

@@ -5,6 +5,7 @@
  *   test_ledger --fixture DB    write the runs tests/cli/t0200-ledger.sh expects
  */
 #include <math.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
@@ -448,10 +449,50 @@ static void test_pareto_protocol(void)
           "field lookup");
 }
 
-/* 8 processes append 25 rows each into one fresh database at the same
- * moment (schema creation races too); every row must arrive intact. */
-#define N_PROC 8
-#define N_ROWS 25
+/* 16 processes append 50 rows each into one fresh database at the same
+ * moment (schema creation races too), while one more process is killed
+ * (SIGKILL) in the middle of a transaction that rewrote every row so far:
+ * every row must arrive intact, none twice, none rewritten, and the file
+ * must pass PRAGMA integrity_check. */
+#define N_PROC 16
+#define N_ROWS 50
+
+/* Waits until the runs table holds rows, rewrites them all inside an open
+ * transaction, tells the parent (a byte on `told`) and waits to be killed. */
+static int killed_writer(const char *db, int told)
+{
+    sqlite3 *h = NULL;
+    for (int tries = 0; tries < 3000; tries++, usleep(2000)) {
+        sqlite3_stmt *st;
+        int rows = 0;
+        /* the writers make the directory and the file */
+        if (!h && sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+            sqlite3_close(h);
+            h = NULL;
+            continue;
+        }
+        sqlite3_busy_timeout(h, 30000);
+        if (sqlite3_prepare_v2(h, "SELECT count(*) FROM runs", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW)
+                rows = sqlite3_column_int(st, 0);
+            sqlite3_finalize(st);
+        }
+        if (rows >= N_PROC * N_ROWS / 4)
+            break;
+    }
+    if (!h)
+        return 1;
+    char *err = NULL;
+    if (sqlite3_exec(h, "BEGIN IMMEDIATE; UPDATE runs SET model_name = 'killed', ppl = -1;", NULL, NULL, &err) !=
+        SQLITE_OK) {
+        fprintf(stderr, "killed writer: %s\n", err ? err : sqlite3_errmsg(h));
+        return 1;
+    }
+    if (write(told, "k", 1) != 1)
+        return 1;
+    for (;;)
+        pause();
+}
 
 static int writer(const char *db, int w)
 {
@@ -501,8 +542,31 @@ static void test_concurrent(void)
             _exit(writer(db, w));
         }
     }
+    int told[2];
+    if (pipe(told)) {
+        perror("pipe");
+        exit(1);
+    }
+    pid_t victim = fork();
+    if (victim == 0) {
+        char c;
+        close(gate[1]);
+        close(told[0]);
+        if (read(gate[0], &c, 1) < 0)
+            _exit(1);
+        _exit(killed_writer(db, told[1]));
+    }
+    close(told[1]);
     close(gate[0]);
     close(gate[1]);
+    char said = 0;
+    int in_txn = victim > 0 && read(told[0], &said, 1) == 1 && said == 'k';
+    close(told[0]);
+    if (victim > 0) {
+        kill(victim, SIGKILL);
+        waitpid(victim, NULL, 0);
+    }
+    CHECK(in_txn, "the killed writer was inside its transaction when killed");
     int failed = 0;
     for (int w = 0; w < N_PROC; w++) {
         int st;
@@ -548,6 +612,10 @@ static void test_concurrent(void)
     lc_ledger_close(l);
     char v[64];
     CHECK(raw_sql(db, "SELECT count(*) FROM profiles", v, sizeof v) == 0 && strcmp(v, "2") == 0, "profiles %s", v);
+    CHECK(raw_sql(db, "PRAGMA integrity_check", v, sizeof v) == 0 && strcmp(v, "ok") == 0, "integrity_check: %s", v);
+    CHECK(raw_sql(db, "SELECT count(*) FROM runs WHERE model_name = 'killed' OR ppl < 0", v, sizeof v) == 0 &&
+              strcmp(v, "0") == 0,
+          "the killed transaction left %s rows behind", v);
 }
 
 /* Fixture for tests/cli/t0200-ledger.sh: ids 1-7 in this order. */
