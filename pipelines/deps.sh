@@ -1,6 +1,7 @@
 #!/bin/sh
 # Install the Debian packages a make target needs (idempotent).
-#   pipelines/deps.sh [SET...]      SET: build (default), demo, check, fuzz, asan, tsan, bench, fresh
+#   pipelines/deps.sh [SET...]      SET: build (default), demo, check, fuzz, asan, tsan, bench,
+#                                   grid (pipelines/*-grid.sh), fresh
 # Nothing is installed when every package is present, so it works without
 # root then.  Otherwise: as root, apt-get install; else sudo -n if that
 # works; else it prints the command and exits 1.
@@ -12,15 +13,18 @@ libjansson-dev libxxhash-dev"
 CLANG="clang libclang-rt-14-dev"
 # what the tests call: h5dump, sqlite3, python3 (json, for reading reports)
 TESTS="hdf5-tools sqlite3 python3"
+# what the grid pipelines call: /usr/bin/time (time and peak memory)
+GRIDS="time"
 PKGS=""
 [ $# -eq 0 ] && set -- build
 for set in "$@"; do
   case $set in
     build|demo|bench) PKGS="$PKGS $BUILD" ;;
+    grid) PKGS="$PKGS $BUILD $GRIDS" ;;
     check) PKGS="$PKGS $BUILD $TESTS $CLANG" ;;
     fuzz|asan|tsan) PKGS="$PKGS $BUILD $CLANG" ;;
     fresh) PKGS="$PKGS debootstrap git" ;;
-    *) echo "deps: unknown set '$set' (build, demo, check, fuzz, asan, tsan, bench, fresh)" >&2; exit 2 ;;
+    *) echo "deps: unknown set '$set' (build, demo, check, fuzz, asan, tsan, bench, grid, fresh)" >&2; exit 2 ;;
   esac
 done
 missing=""

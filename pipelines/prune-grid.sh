@@ -11,6 +11,7 @@
 # SPEED (0), REPS (3), THREADS (1).
 set -eu
 cd "$(dirname "$0")/.."
+./pipelines/deps.sh grid
 export PATH="$PWD/bin:$PATH"
 SRC=${1:-${LC_SHARED:-../shared}/models/sqz-m29}
 OUT=${2:-results/prune-grid}

@@ -7,6 +7,7 @@
 # The base model's log-probs are computed once and cached in OUT/base.cache.
 set -eu
 cd "$(dirname "$0")/.."
+./pipelines/deps.sh grid
 export PATH="$PWD/bin:$PATH"
 SRC=${1:-${LC_SHARED:-../shared}/models/sqz-m29}
 OUT=${2:-results/quant-grid}

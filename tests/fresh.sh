@@ -79,6 +79,9 @@ cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 inroot() {
   unshare --mount --propagation private sh -eu -c '
     root=$1; shared=$2; shift 2
+    # the root a mount point of its own, so that inside it "/" can be made
+    # private again (the fault tests mount a tmpfs in a namespace)
+    mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
     mount --rbind /dev "$root/dev"
     mount -t tmpfs -o size=4g tmpfs "$root/tmp"

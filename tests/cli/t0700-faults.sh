@@ -26,18 +26,22 @@ no_crash() {
 
 # ---- full disk -----------------------------------------------------------
 # A tmpfs mounted in a private mount namespace (it vanishes with the
-# namespace), smaller than the output.  Without the right to mount, the
+# namespace), smaller than the output: as root, or as a user in a user
+# namespace of its own where the kernel allows that.  Without either, the
 # checks are skipped and say so.
 FULL=$TMP/full
 mkdir -p "$FULL"
 can_mount=0
-unshare --mount --propagation private sh -c "mount -t tmpfs -o size=64k tmpfs '$FULL'" 2>/dev/null && can_mount=1
+for ns in "unshare --mount --propagation private" "unshare --user --map-root-user --mount --propagation private"; do
+  # shellcheck disable=SC2086
+  if $ns sh -c "mount -t tmpfs -o size=64k tmpfs '$FULL'" 2>/dev/null; then can_mount=1; NS=$ns; break; fi
+done
 
 # full_disk KIB DESC CMD...: run CMD with a KIB tmpfs on $FULL; it must exit
 # 1 with a message naming the file and leave $FULL empty.
 full_disk() {
   kib=$1 desc=$2; shift 2
-  unshare --mount --propagation private sh -c '
+  $NS sh -c '
     full=$1 kib=$2 tmp=$3; shift 3
     mount -t tmpfs -o size=${kib}k tmpfs "$full" || exit 99
     "$@" >"$tmp/out" 2>"$tmp/err"; echo $? >"$tmp/rc"
@@ -56,7 +60,7 @@ full_disk() {
 half_of() { echo $(( ($(du -sk "$1" | cut -f1) + 1) / 2 )); }
 
 if [ $can_mount = 1 ]; then
-  echo "# full disk: a tmpfs in a private mount namespace"
+  echo "# full disk: a tmpfs in a private mount namespace ($NS)"
   lc-quant -q --method rtn --bits 4 "$TMP/m.h5" -o "$TMP/q.h5"
   lc-prune -q --method magnitude --sparsity 0.5 "$TMP/m.h5" -o "$TMP/p.h5"
   lc-export -q --to gguf "$TMP/m.h5" -o "$TMP/m.gguf"
@@ -73,7 +77,7 @@ if [ $can_mount = 1 ]; then
   # ledger is a shared store, not an atomic output: what SQLite leaves must
   # be a sound database that holds no run.
   i=0; while [ $i -lt 300 ]; do echo "Once upon a time there was a little dog named $i who liked the park."; i=$((i+1)); done >"$TMP/text"
-  unshare --mount --propagation private sh -c '
+  $NS sh -c '
     full=$1 tmp=$2
     mount -t tmpfs -o size=8k tmpfs "$full" || exit 99
     lc-eval -q --text "$tmp/text" --ctx 64 --chunks 2 --db "$full/ledger.db" "$tmp/m.h5" >"$tmp/out" 2>"$tmp/err"

@@ -461,14 +461,17 @@ static void test_pareto_protocol(void)
  * transaction, tells the parent (a byte on `told`) and waits to be killed. */
 static int killed_writer(const char *db, int told)
 {
-    sqlite3 *h = NULL;
-    for (int tries = 0; tries < 3000; tries++, usleep(2000)) {
+    /* A fresh connection each try: one opened while the writers were still
+     * creating the file and switching it to WAL can stay unable to write. */
+    char *err = NULL;
+    int in_txn = 0;
+    for (int tries = 0; tries < 3000 && !in_txn; tries++, usleep(2000)) {
+        sqlite3 *h = NULL;
         sqlite3_stmt *st;
         int rows = 0;
         /* the writers make the directory and the file */
-        if (!h && sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
             sqlite3_close(h);
-            h = NULL;
             continue;
         }
         sqlite3_busy_timeout(h, 30000);
@@ -477,15 +480,17 @@ static int killed_writer(const char *db, int told)
                 rows = sqlite3_column_int(st, 0);
             sqlite3_finalize(st);
         }
-        if (rows >= N_PROC * N_ROWS / 4)
-            break;
+        sqlite3_free(err);
+        err = NULL;
+        if (rows >= N_PROC * N_ROWS / 4 &&
+            sqlite3_exec(h, "BEGIN IMMEDIATE; UPDATE runs SET model_name = 'killed', ppl = -1;", NULL, NULL, &err) ==
+                SQLITE_OK)
+            in_txn = 1; /* h stays open, inside the transaction */
+        else
+            sqlite3_close(h);
     }
-    if (!h)
-        return 1;
-    char *err = NULL;
-    if (sqlite3_exec(h, "BEGIN IMMEDIATE; UPDATE runs SET model_name = 'killed', ppl = -1;", NULL, NULL, &err) !=
-        SQLITE_OK) {
-        fprintf(stderr, "killed writer: %s\n", err ? err : sqlite3_errmsg(h));
+    if (!in_txn) {
+        fprintf(stderr, "killed writer: %s\n", err ? err : "no rows appeared");
         return 1;
     }
     if (write(told, "k", 1) != 1)
