@@ -35,7 +35,7 @@ cmds=$(sed -n '/^## Quick start/,/^## /p' README.md | sed -n 's/^    \(make [a-z
 now() { date +%s; }
 total0=$(now)
 report=""
-part() { report="$report$(printf '  %-28s %5s s' "$1" "$2")
+part() { report="$report$(printf '  %-28s %8s' "$1" "$2")
 "; }
 
 mkdir -p "$CACHE"
@@ -54,7 +54,7 @@ if [ ! -f "$BASE" ]; then
   umount "$b/proc" "$b/sys" 2>/dev/null || true
   tar -C "$b" --exclude=./proc/* --exclude=./sys/* --exclude=./dev/* -cf "$BASE.tmp" . && mv "$BASE.tmp" "$BASE"
   rm -rf "$b"
-  part "debootstrap (cached after)" $(($(now) - t0))
+  part "debootstrap (cached after)" "$(($(now) - t0)) s"
 else
   part "debootstrap" "cached"
 fi
@@ -65,13 +65,13 @@ trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
 t0=$(now)
 tar -C "$ROOT" -xf "$BASE"
-part "unpack the root" $(($(now) - t0))
+part "unpack the root" "$(($(now) - t0)) s"
 
 t0=$(now)
 mkdir -p "$ROOT/work"
 git clone -q --no-hardlinks "$SRC" "$ROOT/work/libcompress"
 say "cloned $(git -C "$SRC" rev-parse --short HEAD) into $ROOT/work/libcompress"
-part "clone" $(($(now) - t0))
+part "clone" "$(($(now) - t0)) s"
 mkdir -p "$ROOT/work/shared"
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf" 2>/dev/null || true
 
@@ -100,10 +100,10 @@ echo "$cmds" | while read -r cmd; do
     say "'$cmd' FAILED on the fresh root"
     echo "$cmd" >"$ROOT/work/failed"
   fi
-  echo "$cmd $(($(now) - t0))" >>"$ROOT/work/times"
+  echo "$cmd $(($(now) - t0)) s" >>"$ROOT/work/times"
   [ -f "$ROOT/work/failed" ] && break || true
 done
-while read -r a b t; do part "$a $b" "$t"; done <"$ROOT/work/times"
+while read -r a b t; do part "$a $b" "$t s"; done <"$ROOT/work/times"
 if [ -f "$ROOT/work/failed" ]; then
   status=1
 else
@@ -117,7 +117,7 @@ else
     status=1
   fi
 fi
-part "total" $(($(now) - total0))
+part "total" "$(($(now) - total0)) s"
 say "times:"
 printf '%s' "$report" >&2
 [ $status = 0 ] && say "ok: the README's two commands pass on a fresh Debian 12 root" || say "FAILED"
