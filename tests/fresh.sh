@@ -96,14 +96,17 @@ echo "$cmds" | while read -r cmd; do
   t0=$(now)
   say "running '$cmd' in the fresh root"
   if ! inroot sh -c "cd /work/libcompress && $cmd" >"$ROOT/work/$(echo "$cmd" | tr ' ' -).log" 2>&1; then
-    tail -40 "$ROOT/work/$(echo "$cmd" | tr ' ' -).log" >&2
-    say "'$cmd' FAILED on the fresh root"
+    log=$ROOT/work/$(echo "$cmd" | tr ' ' -).log
+    grep -E -A12 '^(not ok|FAIL)' "$log" | head -80 >&2 || true
+    tail -20 "$log" >&2
+    cp "$log" "$CACHE/last-failed-$(echo "$cmd" | tr ' ' -).log" 2>/dev/null || true
+    say "'$cmd' FAILED on the fresh root (its log: $CACHE/last-failed-$(echo "$cmd" | tr ' ' -).log)"
     echo "$cmd" >"$ROOT/work/failed"
   fi
   echo "$cmd $(($(now) - t0)) s" >>"$ROOT/work/times"
   [ -f "$ROOT/work/failed" ] && break || true
 done
-while read -r a b t; do part "$a $b" "$t s"; done <"$ROOT/work/times"
+while read -r a b t; do part "$a $b" "$t"; done <"$ROOT/work/times"
 if [ -f "$ROOT/work/failed" ]; then
   status=1
 else

@@ -61,14 +61,14 @@ half_of() { echo $(( ($(du -sk "$1" | cut -f1) + 1) / 2 )); }
 
 if [ $can_mount = 1 ]; then
   echo "# full disk: a tmpfs in a private mount namespace ($NS)"
-  lc-quant -q --method rtn --bits 4 "$TMP/m.h5" -o "$TMP/q.h5"
+  lc-quant -q --method rtn --bits 4 --group 32 "$TMP/m.h5" -o "$TMP/q.h5"
   lc-prune -q --method magnitude --sparsity 0.5 "$TMP/m.h5" -o "$TMP/p.h5"
   lc-export -q --to gguf "$TMP/m.h5" -o "$TMP/m.gguf"
   lc-export -q --to llama2c "$TMP/m.h5" -o "$TMP/m.bin"
   lc-export -q --to safetensors "$TMP/m.h5" -o "$TMP/st"
   # shellcheck disable=SC2086
   full_disk "$(half_of "$TMP/m.h5")" "lc-import" lc-import -q $MODEL -o "$FULL/x.h5"
-  full_disk "$(half_of "$TMP/q.h5")" "lc-quant rtn" lc-quant -q --method rtn --bits 4 "$TMP/m.h5" -o "$FULL/x.h5"
+  full_disk "$(half_of "$TMP/q.h5")" "lc-quant rtn" lc-quant -q --method rtn --bits 4 --group 32 "$TMP/m.h5" -o "$FULL/x.h5"
   full_disk "$(half_of "$TMP/p.h5")" "lc-prune magnitude" lc-prune -q --method magnitude --sparsity 0.5 "$TMP/m.h5" -o "$FULL/x.h5"
   full_disk "$(half_of "$TMP/m.gguf")" "lc-export gguf" lc-export -q --to gguf "$TMP/m.h5" -o "$FULL/x.gguf"
   full_disk "$(half_of "$TMP/m.bin")" "lc-export llama2c" lc-export -q --to llama2c "$TMP/m.h5" -o "$FULL/x.bin"
@@ -100,7 +100,7 @@ fi
 # ---- killed during a write ---------------------------------------------------
 # How long a whole quantize takes, then kill -9 at 10 random moments of it.
 ms() { date +%s%3N; }
-t0=$(ms); lc-quant -q --method rtn --bits 4 "$TMP/m.h5" -o "$TMP/k0.h5"; T=$(( $(ms) - t0 ))
+t0=$(ms); lc-quant -q --method rtn --bits 4 --group 32 "$TMP/m.h5" -o "$TMP/k0.h5"; T=$(( $(ms) - t0 ))
 rnd() { od -An -N2 -tu2 /dev/urandom | tr -d ' '; }
 K=$TMP/kill
 mkdir -p "$K"
@@ -110,7 +110,7 @@ i=0
 while [ $i -lt 10 ]; do
   at=$(( $(rnd) % (T + 1) ))
   moments="$moments $at"
-  lc-quant -q --method rtn --bits 4 "$TMP/m.h5" -o "$K/q.h5" 2>/dev/null &
+  lc-quant -q --method rtn --bits 4 --group 32 "$TMP/m.h5" -o "$K/q.h5" 2>/dev/null &
   pid=$!
   sleep "$(awk "BEGIN{print $at/1000}")"
   kill -9 $pid 2>/dev/null
@@ -122,27 +122,27 @@ while [ $i -lt 10 ]; do
 done
 echo "# kill -9 at$moments ms of a $T ms quantize"
 check "kill -9 at 10 moments: the output is absent or valid every time" [ $bad = 0 ]
-lc-quant -q --method rtn --bits 4 "$TMP/m.h5" -o "$K/q.h5"
+lc-quant -q --method rtn --bits 4 --group 32 "$TMP/m.h5" -o "$K/q.h5"
 check "the next run leaves no temporary file" [ -z "$(ls -A "$K" | grep -v '^q\.h5$')" ]
 expect_code 0 "and its output is valid" lc-info --check "$K/q.h5"
 # the next run announces what it removed (not quiet)
-lc-quant -q --method rtn --bits 4 "$TMP/m.h5" -o "$K/r.h5" 2>/dev/null &
+lc-quant -q --method rtn --bits 4 --group 32 "$TMP/m.h5" -o "$K/r.h5" 2>/dev/null &
 pid=$!; sleep "$(awk "BEGIN{print $T/2000}")"; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 if ls "$K" | grep -q '^r\.h5\.tmp-'; then
-  run lc-quant --method rtn --bits 4 "$TMP/m.h5" -o "$K/r.h5"
+  run lc-quant --method rtn --bits 4 --group 32 "$TMP/m.h5" -o "$K/r.h5"
   check "a stale temporary file is removed and named" grep -q "removed '.*r\.h5\.tmp-.*', left by process $pid" "$TMP/err"
 else
   skip "stale-file message: the kill came after the output was complete"
 fi
 # another host's temporary file (a shared filesystem) is left alone
 touch "$K/s.h5.tmp-otherhost-1"
-lc-quant -q --method rtn --bits 4 "$TMP/m.h5" -o "$K/s.h5"
+lc-quant -q --method rtn --bits 4 --group 32 "$TMP/m.h5" -o "$K/s.h5"
 check "another host's temporary file is left alone" [ -e "$K/s.h5.tmp-otherhost-1" ]
 rm -f "$K/s.h5.tmp-otherhost-1"
 
 # SIGTERM and SIGINT clean up at once, without a next run
 for sig in TERM INT; do
-  lc-quant -q --method rtn --bits 4 "$TMP/m.h5" -o "$K/t.h5" 2>/dev/null &
+  lc-quant -q --method rtn --bits 4 --group 32 "$TMP/m.h5" -o "$K/t.h5" 2>/dev/null &
   pid=$!
   sleep "$(awk "BEGIN{print $T/3000}")"
   kill -$sig $pid 2>/dev/null
@@ -152,7 +152,7 @@ for sig in TERM INT; do
 done
 
 # ---- the reader goes away; stdout closed ---------------------------------------
-for tool in "lc-import -q $TMP/m.h5" "lc-quant -q --method rtn --bits 4 $TMP/m.h5" "lc-export -q --to gguf $TMP/m.h5"; do
+for tool in "lc-import -q $TMP/m.h5" "lc-quant -q --method rtn --bits 4 --group 32 $TMP/m.h5" "lc-export -q --to gguf $TMP/m.h5"; do
   # shellcheck disable=SC2086
   { $tool 2>"$TMP/err"; echo $? >"$TMP/rc"; } | head -c 100 >/dev/null
   rc=$(cat "$TMP/rc")
@@ -162,7 +162,7 @@ for tool in "lc-import -q $TMP/m.h5" "lc-quant -q --method rtn --bits 4 $TMP/m.h
     else echo "# exit $rc"; cat "$TMP/err"; not_ok "$name | head -c 100: exit 1, one line"; fi
   fi
 done
-run sh -c "lc-quant -q --method rtn --bits 4 '$TMP/m.h5' >&-"
+run sh -c "lc-quant -q --method rtn --bits 4 --group 32 '$TMP/m.h5' >&-"
 check "stdout closed: exit 1" [ "$rc" = 1 ]
 check "stdout closed: says so" grep -q "stdout" "$TMP/err"
 
@@ -177,7 +177,7 @@ for n in 0 1 7 8 100 2048 4096 $((SIZE / 3)) $((SIZE / 2)) $((SIZE - 1)); do
   else ok "truncated stream at $n bytes"; fi
 done
 head -c $((SIZE / 2)) "$TMP/m.h5" >"$TMP/cut.h5"
-expect_fail_clean 1 "truncated file" lc-quant -q --method rtn --bits 4 "$TMP/cut.h5" -o "$TMP/never.h5"
+expect_fail_clean 1 "truncated file" lc-quant -q --method rtn --bits 4 --group 32 "$TMP/cut.h5" -o "$TMP/never.h5"
 check "truncated file: named as such" grep -q "truncated file: it holds $((SIZE / 2)) bytes" "$TMP/err"
 check "truncated file: no output" [ ! -e "$TMP/never.h5" ]
 done_testing
