@@ -25,6 +25,8 @@ static const char usage[] =
     "      --keep P          leave tensors matching glob P as they are (repeatable)\n"
     "      --embed-bits N    quantize tok_embeddings (and an untied output) with RTN\n"
     "                        sym group 32 to N bits (default 0: keep)\n"
+    "      --requantize      dequantize already quantized tensors and quantize them anew\n"
+    "                        (without it they are refused; the lineage says so)\n"
     "  -T, --threads N       threads for the calibration pass (default: all CPUs)\n"
     "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
     "  -q, --quiet           no log lines on stderr\n"
@@ -45,11 +47,12 @@ static int usage_error(const char *msg)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    enum { O_SYM = 256, O_ASYM, O_ACT, O_DAMP, O_OVR, O_KEEP, O_EMB, O_THR };
+    enum { O_SYM = 256, O_ASYM, O_ACT, O_DAMP, O_OVR, O_KEEP, O_EMB, O_THR, O_REQ };
     static const struct option lo[] = {
         {"method", 1, 0, 'm'},   {"bits", 1, 0, 'b'},      {"group", 1, 0, 'g'},     {"sym", 0, 0, O_SYM},
         {"asym", 0, 0, O_ASYM},  {"act-order", 0, 0, O_ACT}, {"damp", 1, 0, O_DAMP}, LC_CALIB_LONG_OPTIONS,
-        {"override", 1, 0, O_OVR}, {"keep", 1, 0, O_KEEP}, {"embed-bits", 1, 0, O_EMB}, {"threads", 1, 0, 'T'},
+        {"override", 1, 0, O_OVR}, {"keep", 1, 0, O_KEEP}, {"embed-bits", 1, 0, O_EMB}, {"requantize", 0, 0, O_REQ},
+        {"threads", 1, 0, 'T'},
         {"output", 1, 0, 'o'},   {"quiet", 0, 0, 'q'},     {"help", 0, 0, 'h'},      {"version", 0, 0, 'V'},
         {0, 0, 0, 0}};
     int c;
@@ -105,6 +108,7 @@ static int parse(int argc, char **argv, struct opts *o)
             if (lc_parse_long("--embed-bits", optarg, 0, 8, &v) || v == 1) return usage_error("--embed-bits: 0 or 2..8");
             o->q.embed_bits = (int)v;
             break;
+        case O_REQ: o->q.requantize = 1; break;
         case 'T':
             if (lc_parse_long("--threads", optarg, 1, 256, &v)) return usage_error(lc_errmsg());
             o->q.model.n_threads = (int)v;

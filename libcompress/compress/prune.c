@@ -85,15 +85,21 @@ int64_t lc_prune_count(double s, int64_t count)
 
 /* ---- selection ----------------------------------------------------------------
  * A key orders by score, then by index: the bits of a non-negative float
- * compare as its value, the low 32 bits hold the position. */
+ * compare as its value, the low 32 bits hold the position.  A negative
+ * score (PRUNED: a position the input already prunes) comes before every
+ * other, so a selection takes those first; 0 and the smallest subnormal
+ * share a key. */
+#define PRUNED (-1.f)
 
 static inline uint64_t skey(float s, uint32_t idx)
 {
     uint32_t b;
+    if (s < 0)
+        return idx;
     if (!(s > 0))
-        s = 0.f; /* +0 for 0, -0 */
+        s = 0.f; /* +0 for 0, -0, NaN */
     memcpy(&b, &s, 4);
-    return (uint64_t)b << 32 | idx;
+    return (uint64_t)(b ? b : 1) << 32 | idx;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -262,6 +268,7 @@ typedef struct qout {
     int G, ngr;
     uint8_t *codes;
     lc_qgrid *prm;
+    int fixed;       /* prm is the input's grid: kept weights stay on it (never chosen anew) */
 } qout;
 
 /* RTN of the kept weights of Wp (pruned positions ignored): parameters per
@@ -280,7 +287,7 @@ static int rtn_kept(float *Wp, const uint8_t *keep, int64_t rows, int64_t cols, 
                 if (keep[c0 + (size_t)j])
                     x[cnt++] = Wp[c0 + (size_t)j];
             lc_qgrid *pg = &q->prm[(size_t)r * (size_t)q->ngr + (size_t)g];
-            if (lc_qgrid_choose(x, cnt, p->bits, p->sym, pg)) {
+            if (!q->fixed && lc_qgrid_choose(x, cnt, p->bits, p->sym, pg)) {
                 free(x);
                 return -1;
             }
@@ -315,7 +322,7 @@ static int rtn_kept(float *Wp, const uint8_t *keep, int64_t rows, int64_t cols, 
  * weights (0 at pruned positions), keep the mask, q (bits > 0) the codes and
  * parameters. */
 static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H, const lc_prune_params *p,
-                     float *Wout, uint8_t *keep, qout *q, lc_prune_tensor_report *rep)
+                     const uint8_t *prior, float *Wout, uint8_t *keep, qout *q, lc_prune_tensor_report *rep)
 {
     if (cols > 32768 || rows <= 0 || (uint64_t)rows * (uint64_t)cols > UINT32_MAX)
         return lc_error("sparsegpt: %lld x %lld weight matrix out of range", (long long)rows, (long long)cols);
@@ -358,8 +365,10 @@ static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H
                 Wt[(size_t)c * rows + r] = dead[c] ? 0.0 : W[r * n + c];
     }
     memset(keep, 1, nw);
-#define SCORE(c, r) ((float)(Wt[(size_t)(c) * rows + (r)] * Wt[(size_t)(c) * rows + (r)] / \
-                             (U[(size_t)(c) * n + (c)] * U[(size_t)(c) * n + (c)])))
+#define GONE(c, r) (prior && !prior[(size_t)(r) * n + (size_t)(c)])
+#define SCORE(c, r) (GONE(c, r) ? PRUNED \
+                                : (float)(Wt[(size_t)(c) * rows + (r)] * Wt[(size_t)(c) * rows + (r)] / \
+                                          (U[(size_t)(c) * n + (c)] * U[(size_t)(c) * n + (c)])))
     double loss = 0;
     for (int i1 = 0; i1 < n; i1 += B) {
         int i2 = i1 + B < n ? i1 + B : n, cnt = i2 - i1;
@@ -397,7 +406,7 @@ static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H
                     for (int j = 0; j < M; j++)
                         keep[(size_t)r * n + (size_t)(i + j)] = kp[j];
                 }
-            if (bits && i % q->G == 0)
+            if (bits && !q->fixed && i % q->G == 0)
                 for (int64_t r = 0; r < rows; r++) {
                     /* the group's parameters from the weights it will keep: decided
                      * positions as decided, later N:M chunks as their current
@@ -413,7 +422,7 @@ static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H
                             nm_pick(sc, M, N, kp);
                         }
                         for (int j = 0; j < len; j++) {
-                            int kept = N && c0 > i ? kp[j] : keep[(size_t)r * n + (size_t)(c0 + j)];
+                            int kept = (N && c0 > i ? kp[j] : keep[(size_t)r * n + (size_t)(c0 + j)]) && !GONE(c0 + j, r);
                             if (kept)
                                 xg[cntk++] = Wt[(size_t)(c0 + j) * rows + r];
                         }
@@ -425,6 +434,8 @@ static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H
             for (int64_t r = 0; r < rows; r++) {
                 size_t at = (size_t)r * n + (size_t)i;
                 double qv = 0;
+                if (GONE(i, r)) /* pruned by the input: stays pruned */
+                    keep[at] = 0;
                 if (keep[at] && bits) {
                     const lc_qgrid *pg = &q->prm[(size_t)r * q->ngr + (size_t)(i / q->G)];
                     int u = lc_qgrid_code(w[r], pg, maxq);
@@ -451,6 +462,7 @@ static int sparsegpt(const float *W, int64_t rows, int64_t cols, const double *H
                         n, E, (int)rows, 1.0, Wt + (size_t)i2 * rows, (int)rows);
     }
 #undef SCORE
+#undef GONE
     for (int64_t r0 = 0; r0 < rows; r0 += 32) {
         int64_t r1 = r0 + 32 < rows ? r0 + 32 : rows;
         for (int c = 0; c < n; c++)
@@ -474,9 +486,13 @@ done:
 
 /* ---- one tensor ---------------------------------------------------------------------- */
 
-int lc_prune_tensor(const char *name, const float *W, int64_t rows, int64_t cols, const double *H,
-                    const lc_prune_params *p, const uint8_t *keep_in, lc_dtype dt, lc_tensor *out,
-                    lc_prune_tensor_report *rep)
+/* lc_prune_tensor with what the input already is: prior [rows, cols] its
+ * kept positions (NULL: dense), which the result stays inside; grid [rows *
+ * cols/group] its quantization parameters (NULL: chosen here), on which the
+ * kept weights stay (p->bits, group and sym must be the grid's). */
+static int prune_tensor(const char *name, const float *W, int64_t rows, int64_t cols, const double *H,
+                        const lc_prune_params *p, const uint8_t *keep_in, const uint8_t *prior, const lc_qgrid *grid,
+                        lc_dtype dt, lc_tensor *out, lc_prune_tensor_report *rep)
 {
     double t0 = lc_now();
     lc_prune_tensor_report rp;
@@ -502,19 +518,29 @@ int lc_prune_tensor(const char *name, const float *W, int64_t rows, int64_t cols
         q.prm = lc_calloc((size_t)rows * (size_t)q.ngr, sizeof *q.prm);
         if (!q.codes || !q.prm)
             goto done;
+        if (grid) {
+            memcpy(q.prm, grid, (size_t)rows * (size_t)q.ngr * sizeof *q.prm);
+            q.fixed = 1;
+        }
     }
     if (p->method == LC_PRUNE_SPARSEGPT && !keep_in) {
-        if (sparsegpt(W, rows, cols, H, p, Wp, keep, p->bits ? &q : NULL, &rp))
+        if (sparsegpt(W, rows, cols, H, p, prior, Wp, keep, p->bits ? &q : NULL, &rp))
             goto done;
     } else {
         if (keep_in) {
             memcpy(keep, keep_in, n);
         } else {
             if (!(score = lc_malloc(n * sizeof *score)) ||
-                lc_prune_scores(W, rows, cols, p->method == LC_PRUNE_WANDA ? H : NULL, score) ||
-                lc_prune_select(score, rows, cols, p, keep))
+                lc_prune_scores(W, rows, cols, p->method == LC_PRUNE_WANDA ? H : NULL, score))
+                goto done;
+            for (size_t i = 0; prior && i < n; i++)
+                if (!prior[i])
+                    score[i] = PRUNED;
+            if (lc_prune_select(score, rows, cols, p, keep))
                 goto done;
         }
+        for (size_t i = 0; prior && i < n; i++)
+            keep[i] &= prior[i];
         for (size_t i = 0; i < n; i++)
             Wp[i] = keep[i] ? W[i] : 0.f;
         if (p->bits && rtn_kept(Wp, keep, rows, cols, p, &q))
@@ -557,6 +583,13 @@ done:
     free(Wp);
     free(keep);
     return rc;
+}
+
+int lc_prune_tensor(const char *name, const float *W, int64_t rows, int64_t cols, const double *H,
+                    const lc_prune_params *p, const uint8_t *keep_in, lc_dtype dt, lc_tensor *out,
+                    lc_prune_tensor_report *rep)
+{
+    return prune_tensor(name, W, rows, cols, H, p, keep_in, NULL, NULL, dt, out, rep);
 }
 
 /* ---- a whole container --------------------------------------------------------------- */
@@ -621,29 +654,130 @@ static lc_dtype out_dtype(const lc_prune_opts *o, const lc_tensor *t)
     return LC_DT_F32;
 }
 
-/* Prune tensor t (selected index k) with H (or NULL) into ctx->res[k]. */
+static int is_sparse(const lc_tensor *t) { return t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK; }
+static int is_quantized(const lc_tensor *t) { return t->enc == LC_ENC_QUANT || (is_sparse(t) && t->bits); }
+
+/* Can tensor t (its info, or the whole tensor) be pruned with p?  The
+ * refusals of the composition rules (docs/FORMAT.md), before anything is
+ * written; with the positions (prior, of a sparse t) also the ones that
+ * depend on them. */
+static int check_composition(const lc_tensor *t, const lc_prune_params *p, const uint8_t *prior)
+{
+    char enc[64];
+    lc_tensor_encoding_str(t, enc, sizeof enc);
+    int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t);
+    if (is_quantized(t) && p->bits)
+        return lc_error("tensor '%s' is already quantized (%s): lc-prune keeps its codes and grid; drop --bits", t->name,
+                        enc);
+    if (is_quantized(t) && p->method == LC_PRUNE_SPARSEGPT && t->qform == LC_QF_MIN)
+        return lc_error("tensor '%s' (%s): SparseGPT re-quantizes the kept weights on the input's grid, and a "
+                        "min-offset grid (GGUF Q4_1) has no code for 0; use --method magnitude or wanda",
+                        t->name, enc);
+    if (is_quantized(t) && p->n && t->group % p->m)
+        return lc_error("tensor '%s' (%s) cannot take %d:%d: its quantization groups of %d are not a multiple of %d",
+                        t->name, enc, p->n, p->m, t->group, p->m);
+    if (is_sparse(t)) {
+        double have = 1.0 - (double)t->sp_nnz / (double)(rows * cols);
+        double want = p->n ? 1.0 - (double)p->n / p->m : p->sparsity;
+        if (want + 1e-12 < have)
+            return lc_error("tensor '%s' (%s) already has sparsity %.6f: asking for %g would undo pruning (the new "
+                            "mask must be a subset of the old)",
+                            t->name, enc, have, want);
+    }
+    if (prior && p->n)
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c += p->m) {
+                int cnt = 0;
+                for (int j = 0; j < p->m; j++)
+                    cnt += prior[r * cols + c + j];
+                if (cnt < p->n)
+                    return lc_error("tensor '%s' (%s) violates %d:%d: row %lld, columns %lld..%lld keep %d values", t->name,
+                                    enc, p->n, p->m, (long long)r, (long long)c, (long long)(c + p->m - 1), cnt);
+            }
+    return 0;
+}
+
+/* The input's grid as lc_qgrid per group (sym or zero-point forms). */
+static lc_qgrid *grid_of(const lc_tensor *t)
+{
+    lc_qgrid *g = lc_malloc(t->n_groups * sizeof *g);
+    for (size_t i = 0; g && i < t->n_groups; i++) {
+        g[i].h = t->scales[i];
+        g[i].s = lc_f16_to_f32(t->scales[i]);
+        g[i].z = t->qform == LC_QF_SYM ? 1 << (t->bits - 1) : t->zeros[i];
+    }
+    return g;
+}
+
+/* Prune tensor t (selected index k) with H (or NULL) into ctx->res[k].
+ * Composition: a sparse t prunes further inside its mask; a quantized t
+ * keeps its codes (magnitude, Wanda: the kept positions' codes as they are)
+ * or its grid (SparseGPT: the kept weights re-quantized on it, with error
+ * feedback). */
 static int prune_one(pctx *x, int k, const lc_tensor *t, const double *H)
 {
     const lc_prune_opts *o = x->o;
     if (t->ndim != 2)
         return lc_error("tensor '%s' is not a matrix", t->name);
     int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t);
+    size_t cnt = (size_t)(rows * cols);
     float *W = tensor_f32(t);
-    uint8_t *gkeep = NULL;
+    uint8_t *gkeep = NULL, *prior = NULL, *keep = NULL;
+    float *score = NULL;
+    lc_qgrid *grid = NULL;
     if (!W)
         return -1;
-    int rc = -1;
+    int rc = -1, quant = is_quantized(t);
+    if (is_sparse(t) && (!(prior = lc_malloc(cnt)) || lc_tensor_positions(t, prior, NULL)))
+        goto out;
+    if (check_composition(t, &o->p, prior))
+        goto out;
+    lc_prune_params p = o->p;
+    if (quant) { /* the input's grid */
+        p.bits = t->bits, p.group = t->group, p.sym = t->qform == LC_QF_SYM;
+        if (p.method == LC_PRUNE_SPARSEGPT && !(grid = grid_of(t)))
+            goto out;
+    }
     if (x->gthr) {
-        if (!(gkeep = lc_malloc((size_t)(rows * cols))))
+        if (!(gkeep = lc_malloc(cnt)))
             goto out;
         lc_prune_mask_global(W, rows * cols, *x->gthr, &x->gties, gkeep);
+        for (size_t i = 0; prior && i < cnt; i++)
+            gkeep[i] &= prior[i];
     }
     lc_prune_tensor_report tr;
-    if (lc_prune_tensor(t->name, W, rows, cols, H, &o->p, gkeep, out_dtype(o, t), &x->res[k], &tr))
+    memset(&tr, 0, sizeof tr);
+    if (quant && p.method != LC_PRUNE_SPARSEGPT) {
+        /* the mask from the decoded weights; the kept codes stay exactly */
+        double t0 = lc_now();
+        if (!(keep = lc_malloc(cnt)))
+            goto out;
+        if (gkeep) {
+            memcpy(keep, gkeep, cnt);
+        } else {
+            if (!(score = lc_malloc(cnt * sizeof *score)) ||
+                lc_prune_scores(W, rows, cols, p.method == LC_PRUNE_WANDA ? H : NULL, score))
+                goto out;
+            for (size_t i = 0; prior && i < cnt; i++)
+                if (!prior[i])
+                    score[i] = PRUNED;
+            if (lc_prune_select(score, rows, cols, &p, keep))
+                goto out;
+            for (size_t i = 0; prior && i < cnt; i++)
+                keep[i] &= prior[i];
+        }
+        if (lc_tensor_restrict(t, keep, p.n, p.m, &x->res[k]))
+            goto out;
+        tr.total = (int64_t)cnt;
+        tr.pruned = (int64_t)cnt - x->res[k].sp_nnz;
+        tr.seconds = lc_now() - t0;
+    } else if (prune_tensor(t->name, W, rows, cols, H, &p, gkeep, prior, grid, out_dtype(o, t), &x->res[k], &tr)) {
         goto out;
+    }
     x->rep->n_tensors++;
     x->rep->pruned += tr.pruned;
     x->rep->total += tr.total;
+    x->rep->n_composed += prior || quant;
     char enc[48];
     lc_tensor_encoding_str(&x->res[k], enc, sizeof enc);
     lc_log("lc-prune: %-24s %-18s sparsity %.6f (%lld / %lld pruned)", t->name, enc,
@@ -653,7 +787,7 @@ static int prune_one(pctx *x, int k, const lc_tensor *t, const double *H)
     lc_log("  %.2f s\n", tr.seconds);
     rc = 0;
 out:
-    free(gkeep);
+    free(gkeep), free(prior), free(keep), free(score), free(grid);
     free(W);
     return rc;
 }
@@ -725,7 +859,9 @@ int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts 
                      name, lc_prune_method_name(p->method), name);
             goto out;
         }
-        rep->usage_error = 0;
+        rep->usage_error = 0; /* a combination the input cannot take is bad input, not usage */
+        if (check_composition(&t, p, NULL))
+            goto out;
         x.names[x.n_sel++] = (char *)name;
         gtotal += lc_tensor_numel(&t);
     }
@@ -815,6 +951,9 @@ int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts 
     if (p->bits && k > 0 && (size_t)k < sizeof rep->note)
         k += snprintf(rep->note + k, sizeof rep->note - (size_t)k, "; kept weights %d-bit %s group %d", p->bits,
                       p->sym ? "sym" : "asym", p->group);
+    if (rep->n_composed && k > 0 && (size_t)k < sizeof rep->note)
+        k += snprintf(rep->note + k, sizeof rep->note - (size_t)k,
+                      "; %d sparse or quantized inputs kept their structure and grid", rep->n_composed);
     if (rep->calibrated && k > 0 && (size_t)k < sizeof rep->note)
         snprintf(rep->note + k, sizeof rep->note - (size_t)k, "; calibration %s xxh64:%s, %d x %d = %lld tokens (seed %llu)",
                  rep->calib.text_name, rep->calib.text_digest, rep->calib.nsamples, rep->calib.seqlen,

@@ -145,6 +145,7 @@ typedef struct lc_prune_report {
     int n_tensors;            /* tensors pruned */
     int64_t pruned, total;    /* positions over those tensors */
     int calibrated;           /* calib is filled */
+    int n_composed;           /* pruned tensors that were sparse or quantized already (kept inside, on their grid) */
     int usage_error;          /* the failure was the parameters not fitting the selection (a usage error) */
     lc_calib_report calib;
     double seconds;

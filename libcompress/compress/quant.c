@@ -577,6 +577,7 @@ void lc_gptq_opts_default(lc_gptq_opts *o)
     o->block_size = 128;
     o->act_order = 0;
     o->static_groups = 0;
+    o->keep = NULL;
 }
 
 /* Reverse the n*n array a: for a matrix that is J a J (J the reversal
@@ -729,7 +730,7 @@ int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, c
         for (int64_t r = 0; r < rows; r++)
             for (int g = 0; g < ngr; g++) {
                 for (int j = 0; j < G; j++)
-                    gb[j] = dead[g * G + j] ? 0.0 : W[r * n + g * G + j];
+                    gb[j] = dead[g * G + j] || (o->keep && !o->keep[r * n + g * G + j]) ? 0.0 : W[r * n + g * G + j];
                 if (lc_qgrid_choose(gb, G, p->bits, p->sym, &prm[r * ngr + g]))
                     goto done;
             }
@@ -780,7 +781,7 @@ int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, c
                  * gb (rows, G) = Wt[i:i+G]^T */
                 for (int k = 0; k < G; k++)
                     for (int64_t r = 0; r < rows; r++)
-                        gb[(size_t)r * G + k] = Wt[(size_t)(i + k) * rows + r];
+                        gb[(size_t)r * G + k] = o->keep && !o->keep[r * n + c + k] ? 0.0 : Wt[(size_t)(i + k) * rows + r];
                 for (int64_t r = 0; r < rows; r++)
                     if (lc_qgrid_choose(gb + (size_t)r * G, G, p->bits, p->sym, &prm[r * ngr + g]))
                         goto done;
@@ -788,7 +789,9 @@ int lc_quant_gptq(const float *W, int64_t rows, int64_t cols, const double *H, c
             // q = quant(w); err = (w - q) / U_ii; Losses = (w - q)^2 / U_ii^2 / 2
             for (int64_t r = 0; r < rows; r++) {
                 const lc_qgrid *pg = &prm[r * ngr + g];
-                int u = lc_qgrid_code(w[r], pg, maxq);
+                /* a pruned position (keep) becomes the code of 0; its whole
+                 * weight is error, fed to the kept ones */
+                int u = o->keep && !o->keep[r * n + c] ? pg->z : lc_qgrid_code(w[r], pg, maxq);
                 codes[(size_t)r * n + c] = (uint8_t)u;
                 double err = (w[r] - (double)lc_qgrid_deq(u, pg)) / d;
                 loss += 0.5 * err * err;

@@ -152,6 +152,11 @@ typedef struct lc_gptq_opts {
     int block_size;       /* lazy-batch block B (default 128) */
     int act_order;        /* quantize columns by descending diag(H) ("desc_act"); implies static_groups */
     int static_groups;    /* group parameters from the original weights, up front */
+    const uint8_t *keep;  /* [rows, cols] (original column order) or NULL: a sparse matrix's kept positions.
+                           * Pruned positions get the code of 0 and all their weight is error, so the
+                           * feedback moves kept weights only (SparseGPT's masked update); group
+                           * parameters see pruned positions as 0, which gives the grid of the kept
+                           * weights alone (0 is on every grid and costs no error). */
 } lc_gptq_opts;
 
 void lc_gptq_opts_default(lc_gptq_opts *o);

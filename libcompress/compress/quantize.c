@@ -1,5 +1,6 @@
 /* Model-level quantization: selection, calibration, methods, output. */
 #include "compress/quantize.h"
+#include "core/sparse.h"
 #include "core/tensor.h"
 
 #include <fnmatch.h>
@@ -63,12 +64,72 @@ static float *tensor_f32(const lc_tensor *t)
     return w;
 }
 
+static int is_sparse(const lc_tensor *t) { return t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK; }
+static int is_quantized(const lc_tensor *t) { return t->enc == LC_ENC_QUANT || (is_sparse(t) && t->bits); }
+
+/* The structure of a sparse input, kept by the result: its positions. */
+typedef struct prior {
+    uint8_t *keep;   /* [rows, cols], NULL for a dense input */
+    int n, m;        /* N:M, or 0 for a bitmask */
+} prior;
+
+static int prior_of(const lc_tensor *t, prior *pr)
+{
+    memset(pr, 0, sizeof *pr);
+    if (!is_sparse(t))
+        return 0;
+    if (!(pr->keep = lc_malloc((size_t)(lc_tensor_rows(t) * lc_tensor_cols(t)))) ||
+        lc_tensor_positions(t, pr->keep, NULL)) {
+        free(pr->keep);
+        pr->keep = NULL;
+        return -1;
+    }
+    pr->n = t->enc == LC_ENC_SPARSE_NM ? t->sp_n : 0;
+    pr->m = t->enc == LC_ENC_SPARSE_NM ? t->sp_m : 0;
+    return 0;
+}
+
+/* A quantized dense result q back onto the input's structure: the codes of
+ * the kept positions, the same grid (pruned positions held the code of 0). */
+static int keep_structure(lc_tensor *q, const prior *pr)
+{
+    if (!pr->keep)
+        return 0;
+    lc_tensor s;
+    if (lc_tensor_restrict(q, pr->keep, pr->n, pr->m, &s))
+        return -1;
+    char name[LC_NAME_MAX];
+    snprintf(name, sizeof name, "%s", q->name);
+    lc_tensor_release(q);
+    *q = s;
+    snprintf(q->name, sizeof q->name, "%s", name);
+    return 0;
+}
+
+/* Can tensor t (its info) take `bits` with p?  The refusals of the
+ * composition rules, before anything is written. */
+static int check_composition(const lc_tensor *t, const lc_quant_params *p, const lc_quantize_opts *o)
+{
+    char enc[64];
+    lc_tensor_encoding_str(t, enc, sizeof enc);
+    if (is_quantized(t) && !o->requantize)
+        return lc_error("tensor '%s' is already quantized (%s): lc-quant would round its codes again; pass "
+                        "--requantize to dequantize it and quantize anew (the lineage says so), or --keep '%s'",
+                        t->name, enc, t->name);
+    if (t->enc == LC_ENC_SPARSE_NM && p->group > 0 && p->group % t->sp_m)
+        return lc_error("tensor '%s' (%s) cannot take %d-bit codes in groups of %d: on %d:%d the group must be a "
+                        "multiple of %d",
+                        t->name, enc, p->bits, p->group, t->sp_n, t->sp_m, t->sp_m);
+    return 0;
+}
+
 /* ---- calibration-driven methods ---------------------------------------------- */
 
 typedef struct qctx {
     const lc_quantize_opts *o;
     lc_tensor *norms;        /* AWQ: modified norms, one per layer * 2 (attn, ffn), name "" if untouched */
     int n_linears;
+    int n_sparse;            /* of them, sparse inputs that kept their structure */
     int damp_retries;
     double max_damp;
     double err_rtn, err_method;  /* AWQ: summed output errors before/after */
@@ -82,9 +143,16 @@ static int install(lc_model *m, const char *name, const float *W, int64_t rows, 
 {
     lc_tensor t = {0};
     int rc;
+    /* the weight it replaces is the input's: a sparse one keeps its structure */
+    const lc_tensor *cur = lc_model_tensor(m, name);
+    prior pr;
+    if (!cur || prior_of(cur, &pr))
+        return cur ? lc_error_prefix("%s", name) : lc_error("%s: not loaded", name);
     if (q->o->method == LC_QM_GPTQ) {
         lc_gptq_report r;
-        rc = lc_quant_gptq(W, rows, cols, H, p, &q->o->gptq, &t, &r);
+        lc_gptq_opts go = q->o->gptq;
+        go.keep = pr.keep;
+        rc = lc_quant_gptq(W, rows, cols, H, p, &go, &t, &r);
         if (!rc) {
             q->damp_retries += r.damp_retries;
             q->max_damp = r.percdamp > q->max_damp ? r.percdamp : q->max_damp;
@@ -94,9 +162,15 @@ static int install(lc_model *m, const char *name, const float *W, int64_t rows, 
     } else {
         rc = lc_quant_rtn_clip(W, rows, cols, p, clip, &t);
     }
-    if (rc)
-        return lc_error_prefix("%s", name);
     snprintf(t.name, sizeof t.name, "%s", name);
+    if (!rc && keep_structure(&t, &pr))
+        rc = -1;
+    q->n_sparse += pr.keep != NULL;
+    free(pr.keep);
+    if (rc) {
+        lc_tensor_release(&t);
+        return lc_error_prefix("%s", name);
+    }
     rc = lc_model_set_tensor(m, &t);
     lc_tensor_release(&t);
     q->n_linears++;
@@ -249,18 +323,27 @@ out:
 
 /* ---- driver ---------------------------------------------------------------------- */
 
-static int write_rtn(lc_container *out, const lc_tensor *t, int bits, const lc_quantize_opts *o)
+static int write_rtn(lc_container *out, const lc_tensor *t, int bits, const lc_quantize_opts *o, int *n_sparse)
 {
     float *w = tensor_f32(t);
-    if (!w)
+    prior pr;
+    if (!w || prior_of(t, &pr)) {
+        free(w);
         return -1;
+    }
     lc_quant_params p = params_for(o, t->name, bits);
     lc_tensor q = {0};
     int rc = lc_quant_rtn(w, lc_tensor_rows(t), lc_tensor_cols(t), &p, &q);
     free(w);
-    if (rc)
-        return lc_error_prefix("%s", t->name);
     snprintf(q.name, sizeof q.name, "%s", t->name);
+    if (!rc && keep_structure(&q, &pr))
+        rc = -1;
+    *n_sparse += pr.keep != NULL;
+    free(pr.keep);
+    if (rc) {
+        lc_tensor_release(&q);
+        return lc_error_prefix("%s", t->name);
+    }
     rc = lc_container_write_tensor(out, &q);
     lc_tensor_release(&q);
     return rc;
@@ -272,7 +355,7 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
     if (lc_container_read_config(in, &cfg) || lc_container_copy_header(in, out))
         return -1;
     /* check every selected tensor's shape against the parameters up front */
-    int n = lc_container_n_tensors(in), n_sel = 0;
+    int n = lc_container_n_tensors(in), n_sel = 0, n_requant = 0;
     for (int i = 0; i < n; i++) {
         const char *name = lc_container_tensor_name(in, i);
         int bits = bits_for(o, name);
@@ -285,6 +368,9 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
         int g;
         if (t.ndim != 2 || lc_quant_params_check(&p, lc_tensor_cols(&t), &g))
             return t.ndim != 2 ? lc_error("%s: not a matrix", name) : lc_error_prefix("%s", name);
+        if (check_composition(&t, &p, o))
+            return -1;
+        n_requant += is_quantized(&t);
         n_sel++;
     }
     lc_model *m = NULL;
@@ -330,13 +416,13 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
                 norm = &q.norms[k];
         if (norm) {
             r2 = lc_container_write_tensor(out, norm);
-        } else if (bits && mt && mt->enc == LC_ENC_QUANT && lc_model_is_linear(name) && strcmp(name, "output")) {
-            r2 = lc_container_write_tensor(out, mt); /* calibrated result */
+        } else if (bits && mt && strncmp(name, "layers.", 7) == 0 && lc_model_is_linear(name)) {
+            r2 = lc_container_write_tensor(out, mt); /* calibrated result (layer_cb installed every one) */
         } else if (bits) {
             lc_tensor t;
             if (lc_container_read_tensor(in, name, &t))
                 goto out;
-            r2 = write_rtn(out, &t, bits, o);
+            r2 = write_rtn(out, &t, bits, o, &q.n_sparse);
             lc_tensor_release(&t);
         } else {
             r2 = lc_container_copy_tensor(in, out, name);
@@ -355,7 +441,12 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
         k += snprintf(note + k, nn - (size_t)k, "; Cholesky retries %d, dampening up to %g", q.damp_retries,
                       q.max_damp);
     if (o->method == LC_QM_AWQ && k > 0 && (size_t)k < nn)
-        snprintf(note + k, nn - (size_t)k, "; AWQ scale search output error %.4g -> %.4g", q.err_rtn, q.err_method);
+        k += snprintf(note + k, nn - (size_t)k, "; AWQ scale search output error %.4g -> %.4g", q.err_rtn, q.err_method);
+    if (q.n_sparse && k > 0 && (size_t)k < nn)
+        k += snprintf(note + k, nn - (size_t)k, "; %d sparse tensors kept their structure (kept weights quantized)",
+                      q.n_sparse);
+    if (n_requant && k > 0 && (size_t)k < nn)
+        snprintf(note + k, nn - (size_t)k, "; --requantize: %d already quantized tensors dequantized first", n_requant);
     rc = 0;
 out:
     if (q.norms)

@@ -27,6 +27,7 @@ typedef struct lc_quantize_opts {
     int ovr_bits[LC_QMAX_RULES];          /* ... = bits */
     int n_ovr;
     int embed_bits;             /* tok_embeddings: 0 = keep (default), else RTN, sym, group 32 */
+    int requantize;             /* already quantized tensors: dequantize and quantize anew (else refused) */
     lc_model_opts model;        /* threads and ISA for the calibration pass */
 } lc_quantize_opts;
 
@@ -34,7 +35,15 @@ void lc_quantize_opts_default(lc_quantize_opts *o);
 
 /* Quantize in -> out (header copied, every tensor written or copied, the
  * lineage row is the caller's).  note receives what was done (method,
- * bits, calibration text digest and tokens, damping escalations). */
+ * bits, calibration text digest and tokens, damping escalations).
+ *
+ * Composition (docs/FORMAT.md): a sparse tensor keeps its structure - only
+ * its kept weights are quantized and it is written sparse+quantized, pruned
+ * positions staying exact zeros (GPTQ's error feedback moves kept weights
+ * only; RTN's and AWQ's grids see the kept weights alone).  An already
+ * quantized tensor is refused unless o->requantize, which dequantizes it
+ * first and says so in the note.  Every refusal comes before anything is
+ * written and names the tensor and both encodings. */
 int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opts *o, char *note, size_t note_len);
 
 #endif

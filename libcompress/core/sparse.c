@@ -66,7 +66,7 @@ void lc_sparse_encoding_str(const lc_tensor *t, char *buf, size_t n)
                  t->qform == LC_QF_SYM ? "sym" : t->qform == LC_QF_MIN ? "min" : "zero", t->group);
     else
         snprintf(val, sizeof val, "%s", lc_dtype_name(t->dtype));
-    snprintf(buf, n, "%s-%s", pat, val);
+    snprintf(buf, n, "%s+%s", pat, val);
 }
 
 /* ---- validation ----------------------------------------------------------------- */
@@ -218,6 +218,101 @@ int lc_sparse_to_f32(const lc_tensor *t, float *out)
             }
     }
     return 0;
+}
+
+/* ---- composition ------------------------------------------------------------------- */
+
+int lc_tensor_positions(const lc_tensor *t, uint8_t *keep, uint8_t *codes)
+{
+    if (t->ndim != 2)
+        return lc_error("tensor '%s' is not a matrix", t->name);
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    size_t n = (size_t)(rows * cols);
+    int quant = t->enc == LC_ENC_QUANT || ((t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) && t->bits);
+    if (t->enc == LC_ENC_DENSE || t->enc == LC_ENC_QUANT) {
+        memset(keep, 1, n);
+        if (codes && quant) {
+            size_t rb = (size_t)((cols * t->bits + 7) / 8);
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t c = 0; c < cols; c++)
+                    codes[r * cols + c] = (uint8_t)lc_quant_code((const uint8_t *)t->data + (size_t)r * rb, t->bits, c);
+        }
+        return 0;
+    }
+    if (lc_sparse_validate(t))
+        return -1;
+    memset(keep, 0, n);
+    if (codes)
+        memset(codes, 0, n);
+    if (t->enc == LC_ENC_SPARSE_NM) {
+        int sn = t->sp_n, m = t->sp_m, ib = lc_sparse_idx_bits(m);
+        int64_t K = nm_kept(t);
+        size_t irb = lc_sparse_nm_idx_row_bytes(cols, sn, m), vrb = t->bits ? bits_bytes(K, t->bits) : 0;
+        int q4 = nm_q4x32(t->bits, K);
+        for (int64_t r = 0; r < rows; r++) {
+            const uint8_t *ir = t->sp_idx + (size_t)r * irb, *vr = (const uint8_t *)t->data + (size_t)r * vrb;
+            for (int64_t k = 0; k < K; k++) {
+                int64_t c = (k / sn) * m + bits_get(ir, ib, (uint64_t)k);
+                keep[r * cols + c] = 1;
+                if (codes && quant)
+                    codes[r * cols + c] = (uint8_t)code_get(vr, t->bits, q4, (uint64_t)k);
+            }
+        }
+        return 0;
+    }
+    size_t mrb = lc_sparse_mask_row_bytes(cols);
+    for (int64_t r = 0; r < rows; r++) {
+        const uint8_t *mr = t->sp_idx + (size_t)r * mrb;
+        uint64_t v = t->sp_row_ptr[r];
+        for (int64_t c = 0; c < cols; c++)
+            if (mr[c >> 3] >> (c & 7) & 1) {
+                keep[r * cols + c] = 1;
+                if (codes && quant)
+                    codes[r * cols + c] = (uint8_t)code_get(t->data, t->bits, 0, v);
+                v++;
+            }
+    }
+    return 0;
+}
+
+int lc_tensor_restrict(const lc_tensor *t, const uint8_t *keep, int n, int m, lc_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    if (t->ndim != 2)
+        return lc_error("tensor '%s' is not a matrix", t->name);
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    size_t cnt = (size_t)(rows * cols);
+    int quant = t->enc == LC_ENC_QUANT || ((t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) && t->bits);
+    if (quant && t->group <= 0)
+        return lc_error("tensor '%s': quantized without a group size", t->name);
+    uint8_t *have = lc_malloc(cnt), *codes = quant ? lc_malloc(cnt) : NULL;
+    float *W = quant ? NULL : lc_malloc(cnt * sizeof *W);
+    int rc = -1;
+    if (!have || (quant && !codes) || (!quant && !W))
+        goto out;
+    if (lc_tensor_positions(t, have, codes))
+        goto out;
+    for (size_t i = 0; i < cnt; i++)
+        if (keep[i] && !have[i]) {
+            lc_error("tensor '%s': position (%lld, %lld) is kept but the input does not store it", t->name,
+                     (long long)(i / (size_t)cols), (long long)(i % (size_t)cols));
+            goto out;
+        }
+    if (quant) {
+        lc_sparse_qvals qv = {t->bits, t->group, t->qform, codes, t->scales, t->mins, t->zeros};
+        rc = lc_sparse_encode(t->name, rows, cols, NULL, keep, n, m, LC_DT_F32, &qv, out);
+    } else {
+        /* the values of a float tensor go back to their own dtype exactly */
+        if (t->enc == LC_ENC_DENSE)
+            for (size_t i = 0; i < cnt; i++)
+                W[i] = elem_f32(t->data, t->dtype, i);
+        else if (lc_sparse_to_f32(t, W))
+            goto out;
+        rc = lc_sparse_encode(t->name, rows, cols, W, keep, n, m, t->dtype, NULL, out);
+    }
+out:
+    free(have), free(codes), free(W);
+    return rc;
 }
 
 int64_t lc_sparse_count_nonfinite(const lc_tensor *t)

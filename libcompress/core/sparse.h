@@ -38,4 +38,17 @@ typedef struct lc_sparse_qvals {
 int lc_sparse_encode(const char *name, int64_t rows, int64_t cols, const float *W, const uint8_t *keep, int n, int m,
                      lc_dtype dt, const lc_sparse_qvals *q, lc_tensor *out);
 
+/* ---- composition (docs/FORMAT.md "Composition") -------------------------- */
+
+/* The positions a matrix stores: keep [rows, cols] = 1 where t holds a
+ * value (every position of a dense or quantized matrix), and for quantized
+ * values (codes non-NULL) the code at each kept position (0 elsewhere). */
+int lc_tensor_positions(const lc_tensor *t, uint8_t *keep, uint8_t *codes);
+
+/* t's values at the positions keep marks, which t must all store, as a
+ * sparse tensor: N:M when n > 0 (every group of m keeps exactly n), else a
+ * bitmask.  Nothing is rounded again: float values keep their dtype, codes
+ * and group parameters are copied as they are. */
+int lc_tensor_restrict(const lc_tensor *t, const uint8_t *keep, int n, int m, lc_tensor *out);
+
 #endif

@@ -208,7 +208,7 @@ static void check_bytes(void)
         CHECK(fabs(bpw - 3.5) < 1e-9, "2:4 q4 g32 bpw %g, expected 3.5", bpw);
         char enc[48];
         lc_tensor_encoding_str(&t, enc, sizeof enc);
-        CHECK(strcmp(enc, "2:4-q4-sym-g32") == 0, "encoding string '%s'", enc);
+        CHECK(strcmp(enc, "2:4+q4-sym-g32") == 0, "encoding string '%s'", enc);
         lc_tensor_release(&t);
     }
     free(d);
