@@ -37,8 +37,9 @@ static lc_table *tensor_table(lc_container *c, json_t *shapes, size_t *total_b, 
                                   {"encoding", LC_COL_TEXT, NULL, 0, NULL},
                                   {"shape", LC_COL_TEXT, NULL, 0, NULL},
                                   {"bytes", LC_COL_INT, NULL, 0, NULL},
-                                  {"bpw", LC_COL_REAL, "%.3f", 0, NULL}};
-    lc_table *t = lc_table_new(cols, 5);
+                                  {"bpw", LC_COL_REAL, "%.3f", 0, NULL},
+                                  {"sparsity", LC_COL_REAL, "%.4f", 0, ""}};
+    lc_table *t = lc_table_new(cols, 6);
     *total_b = 0, *total_w = 0;
     for (int i = 0; t && i < lc_container_n_tensors(c); i++) {
         lc_tensor x;
@@ -52,8 +53,10 @@ static lc_table *tensor_table(lc_container *c, json_t *shapes, size_t *total_b, 
         *total_b += b, *total_w += w;
         double bpw = 8.0 * (double)b / (double)w;
         long r = lc_table_add_row(t);
+        /* sparsity: the fraction of positions a sparse tensor does not store (exact in JSON) */
+        double sp = x.enc == LC_ENC_SPARSE_NM || x.enc == LC_ENC_SPARSE_MASK ? 1.0 - (double)x.sp_nnz / (double)w : NAN;
         if (r < 0 || lc_table_set_text(t, r, 0, x.name) || lc_table_set_text(t, r, 1, enc) ||
-            lc_table_set_int(t, r, 3, (int64_t)b))
+            lc_table_set_int(t, r, 3, (int64_t)b) || lc_table_set_real(t, r, 5, sp))
             goto fail;
         if (!shapes && (lc_table_set_text(t, r, 2, shp) || lc_table_set_real(t, r, 4, bpw)))
             goto fail;
