@@ -90,6 +90,7 @@ typedef struct lc_export_report {
     int n_fallback;      /* type changed because the shape did not fit */
     int n_inexact_map;   /* zero-form -> Q4_1 */
     int n_dequant;       /* quantized tensors decoded to a float type */
+    int n_densified;     /* sparse tensors written as their dense equivalent, codes exact */
     uint64_t bytes;      /* bytes written */
 } lc_export_report;
 

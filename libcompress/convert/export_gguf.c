@@ -42,10 +42,20 @@ typedef struct plan {
 
 static const char *tname(uint32_t t) { return lc_ggml_type_get(t)->name; }
 
-/* The GGUF type a quantized container tensor maps onto exactly, or -1. */
+static int is_sparse_q(const lc_tensor *t)
+{
+    return (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) && t->bits;
+}
+
+/* The GGUF type a quantized container tensor maps onto exactly, or -1.  A
+ * sparse one maps as its dense equivalent (the code of 0 at pruned
+ * positions, lc_tensor_densify) where its grid has a code for 0: the sym
+ * form; zero points would come out of Q4_1 rounded, pruned weights not 0. */
 static int exact_type(const lc_tensor *t)
 {
-    if (t->enc != LC_ENC_QUANT || t->group != 32)
+    if (is_sparse_q(t) && t->qform != LC_QF_SYM)
+        return -1;
+    if ((t->enc != LC_ENC_QUANT && !is_sparse_q(t)) || t->group != 32)
         return -1;
     if (t->bits == 4 && t->qform == LC_QF_SYM)
         return LC_GGML_Q4_0;
@@ -125,7 +135,7 @@ static int plan_tensor(const lc_tensor *info, const lc_export_opts *o, plan *p, 
             want = dense_type(info->dtype);
         else if (ex >= 0)
             want = ex;
-        else if (info->bits == 4 && info->group == 32 && info->qform == LC_QF_ZERO)
+        else if (info->enc == LC_ENC_QUANT && info->bits == 4 && info->group == 32 && info->qform == LC_QF_ZERO)
             want = LC_GGML_Q4_1;
         else
             want = LC_GGML_Q8_0;
@@ -146,9 +156,14 @@ static int plan_tensor(const lc_tensor *info, const lc_export_opts *o, plan *p, 
     }
     if (ex == t) {
         p->how = H_COPY_QUANT;
+        if (is_sparse_q(info) && rep->n_densified++ == 0)
+            lc_log("lc-export: note: %s: %s written dense as %s with the same codes, pruned weights as the code of "
+                   "0 (so for every sparse tensor with such a grid)\n",
+                   p->lc, enc, tname((uint32_t)t));
         return 0;
     }
-    if (t == LC_GGML_Q4_1 && info->bits == 4 && info->group == 32 && info->qform == LC_QF_ZERO) {
+    if (t == LC_GGML_Q4_1 && info->enc == LC_ENC_QUANT && info->bits == 4 && info->group == 32 &&
+        info->qform == LC_QF_ZERO) {
         p->how = H_ZERO_Q4_1;
         lc_log("lc-export: note: %s: %s codes kept as Q4_1 with min = -scale*zero rounded to f16 (not exact)\n",
                p->lc, enc);
@@ -255,6 +270,14 @@ static int encode_tensor(lc_container *in, const plan *p, uint8_t *dst)
     lc_tensor t;
     if (lc_container_read_tensor(in, p->lc, &t))
         return -1;
+    if (p->how == H_COPY_QUANT && is_sparse_q(&t)) { /* its dense equivalent, same codes */
+        lc_tensor d;
+        int r2 = lc_tensor_densify(&t, &d);
+        lc_tensor_release(&t);
+        if (r2)
+            return -1;
+        t = d;
+    }
     int rc = -1;
     float *x = NULL;
     const int64_t numel = lc_tensor_numel(&t);

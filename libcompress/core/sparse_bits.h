@@ -1,6 +1,6 @@
 /*
- * Private to the sparse encoding (core/sparse.c) and its kernels
- * (kernels/sparse_kernels.c): bit-stream fields, packed codes and element
+ * Private to the encodings (core/sparse.c, core/tensor.c) and the sparse
+ * kernels (kernels/sparse_kernels.c): bit-stream fields, packed codes and element
  * reads of the layouts described in core/sparse.c.
 */
 #ifndef LC_SPARSE_BITS_H

@@ -3,6 +3,7 @@
  * delegated to core/sparse.c. */
 #include "core/tensor.h"
 #include "core/sparse.h"
+#include "core/sparse_bits.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -232,4 +233,40 @@ int64_t lc_tensor_count_nonfinite(const lc_tensor *t)
             bad += (t->mins[i] & 0x7c00) == 0x7c00;
     }
     return bad;
+}
+
+int lc_tensor_densify(const lc_tensor *t, lc_tensor *out)
+{
+    memset(out, 0, sizeof *out);
+    if ((t->enc != LC_ENC_SPARSE_NM && t->enc != LC_ENC_SPARSE_MASK) || !t->bits)
+        return lc_error("tensor '%s': not sparse with quantized values", t->name);
+    if (t->qform == LC_QF_MIN)
+        return lc_error("tensor '%s': a min-offset grid has no code for 0", t->name);
+    int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t);
+    size_t n = (size_t)(rows * cols);
+    uint8_t *keep = lc_malloc(n), *codes = lc_malloc(n);
+    int rc = -1;
+    if (!keep || !codes || lc_tensor_positions(t, keep, codes) ||
+        lc_tensor_alloc_quant(out, t->name, rows, cols, t->bits, t->group, t->qform))
+        goto done;
+    memcpy(out->scales, t->scales, t->n_groups * 2);
+    if (t->qform == LC_QF_ZERO)
+        memcpy(out->zeros, t->zeros, t->n_groups);
+    size_t rb = quant_row_bytes(cols, t->bits);
+    int64_t gpr = cols / t->group;
+    memset(out->data, 0, out->data_bytes);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++) {
+            size_t i = (size_t)(r * cols + c);
+            unsigned u = keep[i] ? codes[i]
+                         : t->qform == LC_QF_SYM ? 1u << (t->bits - 1)
+                                                 : t->zeros[(size_t)(r * gpr + c / t->group)];
+            code_put((uint8_t *)out->data + (size_t)r * rb, t->bits, t->bits == 4, (uint64_t)c, u);
+        }
+    rc = 0;
+done:
+    if (rc)
+        lc_tensor_release(out);
+    free(keep), free(codes);
+    return rc;
 }

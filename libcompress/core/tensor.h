@@ -19,6 +19,10 @@ int lc_tensor_alloc_dense(lc_tensor *t, const char *name, lc_dtype dt, int ndim,
 /* Set up a quantized tensor (2-D) with allocated codes/scales[/mins|zeros]. */
 int lc_tensor_alloc_quant(lc_tensor *t, const char *name, int64_t rows, int64_t cols,
                           int bits, int group, lc_qform qf);
+/* A sparse tensor with quantized values (sym or zero-point form) as the
+ * dense quantized tensor of the same grid: kept codes as they are, the code
+ * of 0 at pruned positions, so it decodes to exactly the same values. */
+int lc_tensor_densify(const lc_tensor *t, lc_tensor *out);
 /* Deep copy (dst is overwritten, not released). */
 int lc_tensor_copy(lc_tensor *dst, const lc_tensor *src);
 /* Decode any encoding into f32 (rows*cols floats, caller-allocated). */

@@ -117,4 +117,14 @@ check "... and the message says why" grep -q "already has sparsity 0.6" "$TMP/er
 # quantization groups that an N:M pattern does not fit (a group must hold whole groups of M)
 expect_fail_clean 1 "2:4 then 8-bit codes in groups of 2 is refused" lc-quant -q --method rtn --bits 8 --group 2 "$TMP/nm24.h5"
 check "... naming both encodings" grep -q "(2:4+f32) cannot take 8-bit codes in groups of 2" "$TMP/err"
+# GGUF: a sparse tensor on a sym grid is written dense with the same codes
+# (pruned weights as the code of 0): the round trip scores the same
+i=0; while [ $i -lt 200 ]; do echo "Once upon a time a little fox named $i ran to the river."; i=$((i+1)); done >"$TMP/t.txt"
+lc-quant -q --method rtn --bits 4 --group 32 "$TMP/nm24.h5" -o "$TMP/nq.h5"
+expect_code 0 "2:4+q4 -> GGUF" lc-export --to gguf "$TMP/nq.h5" -o "$TMP/nq.gguf"
+check "... says the codes were kept" grep -q "written dense as Q4_0 with the same codes" "$TMP/err"
+lc-import -q "$TMP/nq.gguf" -o "$TMP/nqg.h5"
+lc-eval -q --text "$TMP/t.txt" --ctx 64 --chunks 4 --db "$TMP/l.db" "$TMP/nq.h5" | grep '^perplexity' >"$TMP/p1"
+lc-eval -q --text "$TMP/t.txt" --ctx 64 --chunks 4 --db "$TMP/l.db" "$TMP/nqg.h5" | grep '^perplexity' >"$TMP/p2"
+check "the GGUF round trip gives the same perplexity" cmp -s "$TMP/p1" "$TMP/p2"
 done_testing
