@@ -183,14 +183,14 @@ static inline float deq(const lc_tensor *t, size_t gi, int u)
     return s * (float)(u - z);
 }
 
-int lc_sparse_to_f32(const lc_tensor *t, float *out)
+/* Every kept position of a valid, loaded sparse tensor, row by row: its row,
+ * column, index among the stored values (into `values` for float values)
+ * and its code (quantized values; 0 otherwise). */
+typedef void (*kept_fn)(void *ud, int64_t r, int64_t c, uint64_t v, int code);
+
+static void for_each_kept(const lc_tensor *t, kept_fn fn, void *ud)
 {
-    if (lc_sparse_validate(t))
-        return -1;
-    if (!t->sp_idx || (!t->data && t->data_bytes))
-        return lc_error("tensor '%s': sparse arrays not loaded", t->name);
-    int64_t rows = t->shape[0], cols = t->shape[1], gpr = t->bits ? cols / t->group : 0;
-    memset(out, 0, (size_t)(rows * cols) * sizeof *out);
+    int64_t rows = t->shape[0], cols = t->shape[1];
     if (t->enc == LC_ENC_SPARSE_NM) {
         int n = t->sp_n, m = t->sp_m, ib = lc_sparse_idx_bits(m);
         int64_t K = nm_kept(t);
@@ -198,13 +198,11 @@ int lc_sparse_to_f32(const lc_tensor *t, float *out)
         int q4 = nm_q4x32(t->bits, K);
         for (int64_t r = 0; r < rows; r++) {
             const uint8_t *ir = t->sp_idx + (size_t)r * irb, *vr = (const uint8_t *)t->data + (size_t)r * vrb;
-            for (int64_t k = 0; k < K; k++) {
-                int64_t c = (k / n) * m + bits_get(ir, ib, (uint64_t)k);
-                out[r * cols + c] = t->bits ? deq(t, (size_t)(r * gpr + c / t->group), code_get(vr, t->bits, q4, (uint64_t)k))
-                                            : elem_f32(t->data, t->dtype, (uint64_t)(r * K + k));
-            }
+            for (int64_t k = 0; k < K; k++)
+                fn(ud, r, (k / n) * m + bits_get(ir, ib, (uint64_t)k), (uint64_t)(r * K + k),
+                   t->bits ? code_get(vr, t->bits, q4, (uint64_t)k) : 0);
         }
-        return 0;
+        return;
     }
     size_t mrb = lc_sparse_mask_row_bytes(cols);
     for (int64_t r = 0; r < rows; r++) {
@@ -212,15 +210,52 @@ int lc_sparse_to_f32(const lc_tensor *t, float *out)
         uint64_t v = t->sp_row_ptr[r];
         for (int64_t c = 0; c < cols; c++)
             if (mr[c >> 3] >> (c & 7) & 1) {
-                out[r * cols + c] = t->bits ? deq(t, (size_t)(r * gpr + c / t->group), code_get(t->data, t->bits, 0, v))
-                                            : elem_f32(t->data, t->dtype, v);
+                fn(ud, r, c, v, t->bits ? code_get(t->data, t->bits, 0, v) : 0);
                 v++;
             }
     }
+}
+
+typedef struct {
+    const lc_tensor *t;
+    float *out;
+} to_f32_ctx;
+
+static void put_f32(void *ud, int64_t r, int64_t c, uint64_t v, int code)
+{
+    const to_f32_ctx *x = ud;
+    const lc_tensor *t = x->t;
+    int64_t cols = t->shape[1];
+    x->out[r * cols + c] = t->bits ? deq(t, (size_t)(r * (cols / t->group) + c / t->group), code)
+                                   : elem_f32(t->data, t->dtype, v);
+}
+
+int lc_sparse_to_f32(const lc_tensor *t, float *out)
+{
+    if (lc_sparse_validate(t))
+        return -1;
+    if (!t->sp_idx || (!t->data && t->data_bytes))
+        return lc_error("tensor '%s': sparse arrays not loaded", t->name);
+    memset(out, 0, (size_t)(t->shape[0] * t->shape[1]) * sizeof *out);
+    to_f32_ctx x = {t, out};
+    for_each_kept(t, put_f32, &x);
     return 0;
 }
 
 /* ---- composition ------------------------------------------------------------------- */
+
+typedef struct {
+    int64_t cols;
+    uint8_t *keep, *codes;
+} positions_ctx;
+
+static void put_position(void *ud, int64_t r, int64_t c, uint64_t v, int code)
+{
+    const positions_ctx *x = ud;
+    x->keep[r * x->cols + c] = 1;
+    if (x->codes)
+        x->codes[r * x->cols + c] = (uint8_t)code;
+}
 
 int lc_tensor_positions(const lc_tensor *t, uint8_t *keep, uint8_t *codes)
 {
@@ -241,37 +276,13 @@ int lc_tensor_positions(const lc_tensor *t, uint8_t *keep, uint8_t *codes)
     }
     if (lc_sparse_validate(t))
         return -1;
+    if (!t->sp_idx || (!t->data && t->data_bytes))
+        return lc_error("tensor '%s': sparse arrays not loaded", t->name);
     memset(keep, 0, n);
     if (codes)
         memset(codes, 0, n);
-    if (t->enc == LC_ENC_SPARSE_NM) {
-        int sn = t->sp_n, m = t->sp_m, ib = lc_sparse_idx_bits(m);
-        int64_t K = nm_kept(t);
-        size_t irb = lc_sparse_nm_idx_row_bytes(cols, sn, m), vrb = t->bits ? bits_bytes(K, t->bits) : 0;
-        int q4 = nm_q4x32(t->bits, K);
-        for (int64_t r = 0; r < rows; r++) {
-            const uint8_t *ir = t->sp_idx + (size_t)r * irb, *vr = (const uint8_t *)t->data + (size_t)r * vrb;
-            for (int64_t k = 0; k < K; k++) {
-                int64_t c = (k / sn) * m + bits_get(ir, ib, (uint64_t)k);
-                keep[r * cols + c] = 1;
-                if (codes && quant)
-                    codes[r * cols + c] = (uint8_t)code_get(vr, t->bits, q4, (uint64_t)k);
-            }
-        }
-        return 0;
-    }
-    size_t mrb = lc_sparse_mask_row_bytes(cols);
-    for (int64_t r = 0; r < rows; r++) {
-        const uint8_t *mr = t->sp_idx + (size_t)r * mrb;
-        uint64_t v = t->sp_row_ptr[r];
-        for (int64_t c = 0; c < cols; c++)
-            if (mr[c >> 3] >> (c & 7) & 1) {
-                keep[r * cols + c] = 1;
-                if (codes && quant)
-                    codes[r * cols + c] = (uint8_t)code_get(t->data, t->bits, 0, v);
-                v++;
-            }
-    }
+    positions_ctx x = {cols, keep, quant ? codes : NULL};
+    for_each_kept(t, put_position, &x);
     return 0;
 }
 
