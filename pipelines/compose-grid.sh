@@ -8,7 +8,7 @@
 #   pipelines/compose-grid.sh [MODEL_DIR_OR_FILE] [OUT_DIR]
 # Environment: LC_SHARED, LC_LEDGER_DB (default results/ledger.db), CHUNKS
 # (120), NSAMPLES (128), SEQLEN (512), THREADS (1, for the speed runs),
-# REPS (3 alternating speed pairs).
+# REPS (3 alternating speed pairs; 0: no speed runs).
 set -eu
 cd "$(dirname "$0")/.."
 ./pipelines/deps.sh grid
@@ -69,6 +69,7 @@ line(wg <= w + g, "wanda 50%% | gptq 4-bit g32 no worse than the sum: %.5f vs %.
 EOF
 
 # decode speed: 2:4 + 4-bit (from a pipe) against dense 4-bit g32, alternating pairs
+[ "$REPS" -gt 0 ] || exit 0
 echo
 echo "decode, $THREADS thread(s), $REPS alternating pairs (median of 5 inside each lc-eval run):"
 for i in $(seq 1 "$REPS"); do
