@@ -230,6 +230,10 @@ int main(void)
         {2, 4, 0, LC_DT_F32, 4, 64, LC_QF_ZERO, LC_WF_NM_Q}, {2, 4, 0, LC_DT_F32, 4, 16, LC_QF_SYM, LC_WF_NM_Q},
         {2, 4, 0, LC_DT_F32, 4, 128, LC_QF_MIN, LC_WF_NM_Q}, {2, 4, 0, LC_DT_F32, 3, 8, LC_QF_ZERO, LC_WF_NM_Q},
         {4, 8, 0, LC_DT_F32, 8, 32, LC_QF_SYM, LC_WF_NM_Q},
+        /* every code width a tool can write under an N:M pattern (composition) */
+        {2, 4, 0, LC_DT_F32, 2, 32, LC_QF_SYM, LC_WF_NM_Q}, {2, 4, 0, LC_DT_F32, 5, 32, LC_QF_SYM, LC_WF_NM_Q},
+        {2, 4, 0, LC_DT_F32, 6, 16, LC_QF_ZERO, LC_WF_NM_Q}, {4, 8, 0, LC_DT_F32, 7, 8, LC_QF_SYM, LC_WF_NM_Q},
+        {2, 4, 0, LC_DT_F32, 8, 128, LC_QF_ZERO, LC_WF_NM_Q},
     };
     static const struct cfg mask_cfgs[] = {
         {0, 0, 0.5, LC_DT_F32, 0, 0, 0, LC_WF_MASK},      {0, 0, 0.1, LC_DT_F32, 0, 0, 0, LC_WF_MASK},
@@ -238,6 +242,9 @@ int main(void)
         {0, 0, 0.3, LC_DT_F32, 3, 1, LC_QF_ZERO, LC_WF_MASK_Q}, {0, 0, 0.6, LC_DT_F32, 8, 16, LC_QF_MIN, LC_WF_MASK_Q},
         {0, 0, 0.4, LC_DT_F32, 4, 8, LC_QF_ZERO, LC_WF_MASK_Q}, {0, 0, 0.7, LC_DT_F32, 4, 16, LC_QF_MIN, LC_WF_MASK_Q},
         {0, 0, 0.97, LC_DT_F32, 4, 8, LC_QF_SYM, LC_WF_MASK_Q}, {0, 0, 0.02, LC_DT_F32, 4, 8, LC_QF_ZERO, LC_WF_MASK_Q},
+        /* every code width under a bitmask */
+        {0, 0, 0.5, LC_DT_F32, 2, 8, LC_QF_SYM, LC_WF_MASK_Q},  {0, 0, 0.5, LC_DT_F32, 5, 32, LC_QF_SYM, LC_WF_MASK_Q},
+        {0, 0, 0.5, LC_DT_F32, 6, 16, LC_QF_ZERO, LC_WF_MASK_Q}, {0, 0, 0.5, LC_DT_F32, 7, 32, LC_QF_MIN, LC_WF_MASK_Q},
     };
     static const int64_t rows[] = {1, 3, 4, 5, 7, 13};
     static const int64_t nm_cols[] = {8, 24, 40, 64, 72, 128, 136, 192, 264, 320};
