@@ -486,6 +486,31 @@ done:
 
 /* ---- one tensor ---------------------------------------------------------------------- */
 
+/* The mask of magnitude or Wanda: keep_in when the selection was made
+ * elsewhere (global scope), else from the scores; inside prior (NULL: dense),
+ * whose pruned positions are taken first. */
+static int select_keep(const float *W, int64_t rows, int64_t cols, const double *H, const lc_prune_params *p,
+                       const uint8_t *keep_in, const uint8_t *prior, uint8_t *keep)
+{
+    size_t n = (size_t)rows * (size_t)cols;
+    if (keep_in) {
+        memcpy(keep, keep_in, n);
+    } else {
+        float *score = lc_malloc(n * sizeof *score);
+        int rc = !score || lc_prune_scores(W, rows, cols, p->method == LC_PRUNE_WANDA ? H : NULL, score);
+        for (size_t i = 0; !rc && prior && i < n; i++)
+            if (!prior[i])
+                score[i] = PRUNED;
+        rc = rc || lc_prune_select(score, rows, cols, p, keep);
+        free(score);
+        if (rc)
+            return -1;
+    }
+    for (size_t i = 0; prior && i < n; i++)
+        keep[i] &= prior[i];
+    return 0;
+}
+
 /* lc_prune_tensor with what the input already is: prior [rows, cols] its
  * kept positions (NULL: dense), which the result stays inside; grid [rows *
  * cols/group] its quantization parameters (NULL: chosen here), on which the
@@ -506,7 +531,7 @@ static int prune_tensor(const char *name, const float *W, int64_t rows, int64_t 
         return lc_error("tensor '%s': %s needs calibration statistics", name, lc_prune_method_name(p->method));
     size_t n = (size_t)rows * (size_t)cols;
     uint8_t *keep = lc_malloc(n);
-    float *Wp = lc_malloc(n * sizeof *Wp), *score = NULL;
+    float *Wp = lc_malloc(n * sizeof *Wp);
     qout q = {0};
     int rc = -1;
     if (!keep || !Wp)
@@ -527,20 +552,8 @@ static int prune_tensor(const char *name, const float *W, int64_t rows, int64_t 
         if (sparsegpt(W, rows, cols, H, p, prior, Wp, keep, p->bits ? &q : NULL, &rp))
             goto done;
     } else {
-        if (keep_in) {
-            memcpy(keep, keep_in, n);
-        } else {
-            if (!(score = lc_malloc(n * sizeof *score)) ||
-                lc_prune_scores(W, rows, cols, p->method == LC_PRUNE_WANDA ? H : NULL, score))
-                goto done;
-            for (size_t i = 0; prior && i < n; i++)
-                if (!prior[i])
-                    score[i] = PRUNED;
-            if (lc_prune_select(score, rows, cols, p, keep))
-                goto done;
-        }
-        for (size_t i = 0; prior && i < n; i++)
-            keep[i] &= prior[i];
+        if (select_keep(W, rows, cols, H, p, keep_in, prior, keep))
+            goto done;
         for (size_t i = 0; i < n; i++)
             Wp[i] = keep[i] ? W[i] : 0.f;
         if (p->bits && rtn_kept(Wp, keep, rows, cols, p, &q))
@@ -577,7 +590,6 @@ static int prune_tensor(const char *name, const float *W, int64_t rows, int64_t 
 done:
     if (rep)
         *rep = rp;
-    free(score);
     free(q.codes);
     free(q.prm);
     free(Wp);
@@ -649,13 +661,11 @@ static lc_dtype out_dtype(const lc_prune_opts *o, const lc_tensor *t)
 {
     if (o->dtype >= 0)
         return (lc_dtype)o->dtype;
-    if (t->enc == LC_ENC_DENSE || ((t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) && !t->bits))
+    if (t->enc == LC_ENC_DENSE || (lc_tensor_is_sparse(t) && !t->bits))
         return t->dtype;
     return LC_DT_F32;
 }
 
-static int is_sparse(const lc_tensor *t) { return t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK; }
-static int is_quantized(const lc_tensor *t) { return t->enc == LC_ENC_QUANT || (is_sparse(t) && t->bits); }
 
 /* Can tensor t (its info, or the whole tensor) be pruned with p?  The
  * refusals of the composition rules (docs/FORMAT.md), before anything is
@@ -666,17 +676,17 @@ static int check_composition(const lc_tensor *t, const lc_prune_params *p, const
     char enc[64];
     lc_tensor_encoding_str(t, enc, sizeof enc);
     int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t);
-    if (is_quantized(t) && p->bits)
+    if (lc_tensor_is_quantized(t) && p->bits)
         return lc_error("tensor '%s' is already quantized (%s): lc-prune keeps its codes and grid; drop --bits", t->name,
                         enc);
-    if (is_quantized(t) && p->method == LC_PRUNE_SPARSEGPT && t->qform == LC_QF_MIN)
+    if (lc_tensor_is_quantized(t) && p->method == LC_PRUNE_SPARSEGPT && t->qform == LC_QF_MIN)
         return lc_error("tensor '%s' (%s): SparseGPT re-quantizes the kept weights on the input's grid, and a "
                         "min-offset grid (GGUF Q4_1) has no code for 0; use --method magnitude or wanda",
                         t->name, enc);
-    if (is_quantized(t) && p->n && t->group % p->m)
+    if (lc_tensor_is_quantized(t) && p->n && t->group % p->m)
         return lc_error("tensor '%s' (%s) cannot take %d:%d: its quantization groups of %d are not a multiple of %d",
                         t->name, enc, p->n, p->m, t->group, p->m);
-    if (is_sparse(t)) {
+    if (lc_tensor_is_sparse(t)) {
         double have = 1.0 - (double)t->sp_nnz / (double)(rows * cols);
         double want = p->n ? 1.0 - (double)p->n / p->m : p->sparsity;
         if (want + 1e-12 < have)
@@ -723,12 +733,11 @@ static int prune_one(pctx *x, int k, const lc_tensor *t, const double *H)
     size_t cnt = (size_t)(rows * cols);
     float *W = tensor_f32(t);
     uint8_t *gkeep = NULL, *prior = NULL, *keep = NULL;
-    float *score = NULL;
     lc_qgrid *grid = NULL;
     if (!W)
         return -1;
-    int rc = -1, quant = is_quantized(t);
-    if (is_sparse(t) && (!(prior = lc_malloc(cnt)) || lc_tensor_positions(t, prior, NULL)))
+    int rc = -1, quant = lc_tensor_is_quantized(t);
+    if (lc_tensor_is_sparse(t) && (!(prior = lc_malloc(cnt)) || lc_tensor_positions(t, prior, NULL)))
         goto out;
     if (check_composition(t, &o->p, prior))
         goto out;
@@ -750,22 +759,8 @@ static int prune_one(pctx *x, int k, const lc_tensor *t, const double *H)
     if (quant && p.method != LC_PRUNE_SPARSEGPT) {
         /* the mask from the decoded weights; the kept codes stay exactly */
         double t0 = lc_now();
-        if (!(keep = lc_malloc(cnt)))
+        if (!(keep = lc_malloc(cnt)) || select_keep(W, rows, cols, H, &p, gkeep, prior, keep))
             goto out;
-        if (gkeep) {
-            memcpy(keep, gkeep, cnt);
-        } else {
-            if (!(score = lc_malloc(cnt * sizeof *score)) ||
-                lc_prune_scores(W, rows, cols, p.method == LC_PRUNE_WANDA ? H : NULL, score))
-                goto out;
-            for (size_t i = 0; prior && i < cnt; i++)
-                if (!prior[i])
-                    score[i] = PRUNED;
-            if (lc_prune_select(score, rows, cols, &p, keep))
-                goto out;
-            for (size_t i = 0; prior && i < cnt; i++)
-                keep[i] &= prior[i];
-        }
         if (lc_tensor_restrict(t, keep, p.n, p.m, &x->res[k]))
             goto out;
         tr.total = (int64_t)cnt;
@@ -787,7 +782,7 @@ static int prune_one(pctx *x, int k, const lc_tensor *t, const double *H)
     lc_log("  %.2f s\n", tr.seconds);
     rc = 0;
 out:
-    free(gkeep), free(prior), free(keep), free(score), free(grid);
+    free(gkeep), free(prior), free(keep), free(grid);
     free(W);
     return rc;
 }

@@ -64,8 +64,6 @@ static float *tensor_f32(const lc_tensor *t)
     return w;
 }
 
-static int is_sparse(const lc_tensor *t) { return t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK; }
-static int is_quantized(const lc_tensor *t) { return t->enc == LC_ENC_QUANT || (is_sparse(t) && t->bits); }
 
 /* The structure of a sparse input, kept by the result: its positions. */
 typedef struct prior {
@@ -76,7 +74,7 @@ typedef struct prior {
 static int prior_of(const lc_tensor *t, prior *pr)
 {
     memset(pr, 0, sizeof *pr);
-    if (!is_sparse(t))
+    if (!lc_tensor_is_sparse(t))
         return 0;
     if (!(pr->keep = lc_malloc((size_t)(lc_tensor_rows(t) * lc_tensor_cols(t)))) ||
         lc_tensor_positions(t, pr->keep, NULL)) {
@@ -95,14 +93,11 @@ static int keep_structure(lc_tensor *q, const prior *pr)
 {
     if (!pr->keep)
         return 0;
-    lc_tensor s;
+    lc_tensor s; /* restrict keeps the name */
     if (lc_tensor_restrict(q, pr->keep, pr->n, pr->m, &s))
         return -1;
-    char name[LC_NAME_MAX];
-    snprintf(name, sizeof name, "%s", q->name);
     lc_tensor_release(q);
     *q = s;
-    snprintf(q->name, sizeof q->name, "%s", name);
     return 0;
 }
 
@@ -112,7 +107,7 @@ static int check_composition(const lc_tensor *t, const lc_quant_params *p, const
 {
     char enc[64];
     lc_tensor_encoding_str(t, enc, sizeof enc);
-    if (is_quantized(t) && !o->requantize)
+    if (lc_tensor_is_quantized(t) && !o->requantize)
         return lc_error("tensor '%s' is already quantized (%s): lc-quant would round its codes again; pass "
                         "--requantize to dequantize it and quantize anew (the lineage says so), or --keep '%s'",
                         t->name, enc, t->name);
@@ -370,7 +365,7 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
             return t.ndim != 2 ? lc_error("%s: not a matrix", name) : lc_error_prefix("%s", name);
         if (check_composition(&t, &p, o))
             return -1;
-        n_requant += is_quantized(&t);
+        n_requant += lc_tensor_is_quantized(&t);
         n_sel++;
     }
     lc_model *m = NULL;

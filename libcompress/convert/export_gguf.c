@@ -42,10 +42,7 @@ typedef struct plan {
 
 static const char *tname(uint32_t t) { return lc_ggml_type_get(t)->name; }
 
-static int is_sparse_q(const lc_tensor *t)
-{
-    return (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) && t->bits;
-}
+static int is_sparse_q(const lc_tensor *t) { return lc_tensor_is_sparse(t) && t->bits; }
 
 /* The GGUF type a quantized container tensor maps onto exactly, or -1.  A
  * sparse one maps as its dense equivalent (the code of 0 at pruned

@@ -215,6 +215,16 @@ typedef struct lc_tensor {
 } lc_tensor;
 
 void lc_tensor_release(lc_tensor *t);
+/* The parts of a composed encoding (docs/FORMAT.md "Composition"): a
+ * sparse structure (N:M or bitmask), quantized values (dense or sparse). */
+static inline int lc_tensor_is_sparse(const lc_tensor *t)
+{
+    return t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK;
+}
+static inline int lc_tensor_is_quantized(const lc_tensor *t)
+{
+    return t->enc == LC_ENC_QUANT || (lc_tensor_is_sparse(t) && t->bits);
+}
 /* Element count, checked before multiplying: -1 for a rank outside
  * [1, LC_MAX_DIMS], a dimension outside [1, LC_MAX_NUMEL] or more than
  * LC_MAX_NUMEL elements (shapes come from files). */

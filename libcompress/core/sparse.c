@@ -263,7 +263,7 @@ int lc_tensor_positions(const lc_tensor *t, uint8_t *keep, uint8_t *codes)
         return lc_error("tensor '%s' is not a matrix", t->name);
     int64_t rows = t->shape[0], cols = t->shape[1];
     size_t n = (size_t)(rows * cols);
-    int quant = t->enc == LC_ENC_QUANT || ((t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) && t->bits);
+    int quant = lc_tensor_is_quantized(t);
     if (t->enc == LC_ENC_DENSE || t->enc == LC_ENC_QUANT) {
         memset(keep, 1, n);
         if (codes && quant) {
@@ -293,7 +293,7 @@ int lc_tensor_restrict(const lc_tensor *t, const uint8_t *keep, int n, int m, lc
         return lc_error("tensor '%s' is not a matrix", t->name);
     int64_t rows = t->shape[0], cols = t->shape[1];
     size_t cnt = (size_t)(rows * cols);
-    int quant = t->enc == LC_ENC_QUANT || ((t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) && t->bits);
+    int quant = lc_tensor_is_quantized(t);
     if (quant && t->group <= 0)
         return lc_error("tensor '%s': quantized without a group size", t->name);
     uint8_t *have = lc_malloc(cnt), *codes = quant ? lc_malloc(cnt) : NULL;

@@ -15,7 +15,7 @@ size_t lc_tensor_stored_bytes(const lc_tensor *t)
 {
     if (t->enc == LC_ENC_DENSE)
         return t->data_bytes;
-    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+    if (lc_tensor_is_sparse(t))
         return lc_sparse_stored_bytes(t);
     size_t n = t->data_bytes + t->n_groups * 2;
     if (t->qform == LC_QF_MIN)
@@ -34,7 +34,7 @@ void lc_tensor_encoding_str(const lc_tensor *t, char *buf, size_t n)
 {
     if (t->enc == LC_ENC_DENSE)
         snprintf(buf, n, "%s", lc_dtype_name(t->dtype));
-    else if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+    else if (lc_tensor_is_sparse(t))
         lc_sparse_encoding_str(t, buf, n);
     else
         snprintf(buf, n, "q%d-%s-g%d", t->bits, qform_name(t->qform), t->group);
@@ -60,7 +60,7 @@ int lc_tensor_validate(const lc_tensor *t)
                             (size_t)numel * lc_dtype_size(t->dtype));
         return 0;
     }
-    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+    if (lc_tensor_is_sparse(t))
         return lc_sparse_validate(t);
     if (t->enc != LC_ENC_QUANT)
         return lc_error("tensor '%s': unknown encoding %d", t->name, (int)t->enc);
@@ -186,7 +186,7 @@ int lc_tensor_to_f32(const lc_tensor *t, float *out)
         }
         return 0;
     }
-    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+    if (lc_tensor_is_sparse(t))
         return lc_sparse_to_f32(t, out);
     int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t), gpr = cols / t->group;
     size_t rb = quant_row_bytes(cols, t->bits);
@@ -225,7 +225,7 @@ int64_t lc_tensor_count_nonfinite(const lc_tensor *t)
         }
         return bad;
     }
-    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+    if (lc_tensor_is_sparse(t))
         return lc_sparse_count_nonfinite(t);
     for (size_t i = 0; i < t->n_groups; i++) {
         bad += (t->scales[i] & 0x7c00) == 0x7c00;

@@ -1263,7 +1263,7 @@ int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
         rc = attr_str(g, "encoding", "dense", ctx) || attr_str(g, "dtype", lc_dtype_name(t->dtype), ctx) ||
              attr_i64_array(g, "shape", t->shape, t->ndim, ctx) ||
              dset_write(g, "data", ft, ft, t->ndim, dims, t->data, ctx);
-    } else if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) {
+    } else if (lc_tensor_is_sparse(t)) {
         rc = write_sparse(g, t, ctx);
     } else {
         int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t);
@@ -1376,7 +1376,7 @@ int lc_container_read_tensor(lc_container *c, const char *name, lc_tensor *t)
     int rc = -1;
     if (read_meta(g, t, ctx) || validate_read(c, t))
         goto out;
-    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK) {
+    if (lc_tensor_is_sparse(t)) {
         rc = read_sparse_data(g, t, ctx) || validate_read(c, t) ? -1 : 0;
         goto out;
     }

@@ -45,7 +45,7 @@ int lc_wmat_from_tensor(lc_wmat *w, const lc_tensor *t)
         w->row_bytes = (size_t)w->cols * lc_dtype_size(t->dtype);
         return 0;
     }
-    if (t->enc == LC_ENC_SPARSE_NM || t->enc == LC_ENC_SPARSE_MASK)
+    if (lc_tensor_is_sparse(t))
         return lc_sparse_wmat(w, t);
     if (t->enc != LC_ENC_QUANT)
         return lc_error("tensor '%s': encoding %d not supported by the inference core", t->name, (int)t->enc);

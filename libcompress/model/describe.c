@@ -54,7 +54,7 @@ static lc_table *tensor_table(lc_container *c, json_t *shapes, size_t *total_b, 
         double bpw = 8.0 * (double)b / (double)w;
         long r = lc_table_add_row(t);
         /* sparsity: the fraction of positions a sparse tensor does not store (exact in JSON) */
-        double sp = x.enc == LC_ENC_SPARSE_NM || x.enc == LC_ENC_SPARSE_MASK ? 1.0 - (double)x.sp_nnz / (double)w : NAN;
+        double sp = lc_tensor_is_sparse(&x) ? 1.0 - (double)x.sp_nnz / (double)w : NAN;
         if (r < 0 || lc_table_set_text(t, r, 0, x.name) || lc_table_set_text(t, r, 1, enc) ||
             lc_table_set_int(t, r, 3, (int64_t)b) || lc_table_set_real(t, r, 5, sp))
             goto fail;
