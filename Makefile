@@ -3,7 +3,10 @@
 #   make check      install missing dependencies, build, run unit + CLI tests + fuzz smoke
 #   make demo       install missing dependencies, build, run the demo grid
 #   make deps       install the Debian packages (as root), or print the command
-#   make install PREFIX=/usr/local
+#   make install PREFIX=/usr/local   tools, manual pages, data files, library, headers,
+#                   libcompress.pc, bash completion (make uninstall removes them)
+#   make lib        the static and the shared library (build/)
+#   make deb        the Debian package (dpkg-buildpackage; build/deb/)
 #   make asan       build and test with AddressSanitizer/UBSan
 #   make tsan       the pool and kernel tests under ThreadSanitizer
 #   make bench      benchmarks (not tests)
@@ -30,7 +33,8 @@ HDF5_LIBS = $(shell pkg-config --libs hdf5)
 # hdf5_hl lives beside hdf5 (Debian: libhdf5_serial_hl).
 HDF5_HL  = $(patsubst -lhdf5%,-lhdf5%_hl,$(filter -lhdf5%,$(HDF5_LIBS)))
 # Not `pkg-config --libs gsl`: it adds -lgslcblas, which shadows OpenBLAS's cblas.
-LDLIBS   += -Wl,--as-needed $(HDF5_HL) $(HDF5_LIBS) $(shell pkg-config --libs jansson libxxhash 2>/dev/null) -lsqlite3 -lgsl -llapacke -lopenblas -lm -lpthread
+LIB_DEPS  = $(HDF5_HL) $(HDF5_LIBS) $(shell pkg-config --libs jansson libxxhash 2>/dev/null) -lsqlite3 -lgsl -llapacke -lopenblas -lm -lpthread
+LDLIBS   += -Wl,--as-needed $(LIB_DEPS)
 
 BUILD    := build
 LIB      := $(BUILD)/libcompress.a
@@ -49,6 +53,10 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 # check` asks again, with the larger set.
 DEPS_all := build
 DEPS_install := build
+DEPS_uninstall := build
+DEPS_lib := build
+DEPS_deb := deb
+DEPS_check-deb := deb fresh
 DEPS_unit := build
 DEPS_check := check
 DEPS_cli := check
@@ -65,7 +73,7 @@ space := $(empty) $(empty)
 DEPS_STAMP := $(BUILD)/.deps-$(subst $(space),-,$(DEPS_SETS))
 
 .SECONDARY:
-.PHONY: all check check-fresh layers unit cli fuzz-smoke fuzz-long demo deps install asan tsan bench clean
+.PHONY: all check check-fresh check-deb layers unit cli fuzz-smoke fuzz-long demo deps install uninstall lib deb asan tsan bench clean
 all: $(TOOLS)
 
 # Dependencies are checked once per build tree; `make deps` forces it.
@@ -84,6 +92,24 @@ $(BUILD)/%.o: %.c | $(DEPS_STAMP)
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
+
+# The shared library is built from a second, position-independent object
+# tree, so that the tools (linked with the static one) keep their code.
+VERSION  := $(shell sed -n 's/^\#define LC_VERSION "\(.*\)"/\1/p' libcompress/core/lc.h)
+SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
+SONAME   := libcompress.so.$(SOMAJOR)
+SOLIB    := $(BUILD)/libcompress.so.$(VERSION)
+PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+$(BUILD)/pic/%.o: %.c | $(DEPS_STAMP)
+	@mkdir -p $(dir $@)
+	@echo "cc -fPIC $<"
+	@$(CC) $(CPPFLAGS) $(CPPFLAGS_PKG) $(CFLAGS) -fPIC -c $< -o $@
+
+$(SOLIB): $(PIC_OBJ)
+	@echo "ld $@"
+	@$(CC) $(CFLAGS) $(LDFLAGS) -shared -Wl,-soname,$(SONAME) -Wl,-z,defs $^ $(LDLIBS) -o $@
+
+lib: $(LIB) $(SOLIB)
 
 bin/%: $(BUILD)/cmd/%.o $(CMD_COMMON) $(LIB)
 	@mkdir -p bin
@@ -137,10 +163,63 @@ check: $(DEPS_STAMP) all $(UNIT_BIN)
 demo: $(DEPS_STAMP) all
 	@./pipelines/demo.sh
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
+# make install: everything the tools need, under PREFIX.  The tools find
+# their data as PREFIX/bin/../share/libcompress, so SHAREDIR follows PREFIX.
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+SHAREDIR   := $(PREFIX)/share/libcompress
+COMPDIR    ?= $(PREFIX)/share/bash-completion/completions
+HEADERS    := $(wildcard libcompress/*/*.h)
+DOCS       := README.md $(wildcard docs/*.md)
+MANPAGES   := $(wildcard docs/man/*.1)
+# Every file install puts there, relative to DESTDIR; uninstall removes
+# exactly these, then the directories that are libcompress's own.
+INSTALLED   = $(TOOLS:bin/%=$(PREFIX)/bin/%) $(MANPAGES:docs/man/%=$(MANDIR)/man1/%) \
+              $(SHAREDIR)/datasets/manifest.txt $(SHAREDIR)/datasets/profiles.txt $(DOCS:%=$(SHAREDIR)/doc/%) \
+              $(INCLUDEDIR)/libcompress/libcompress.h $(HEADERS:libcompress/%=$(INCLUDEDIR)/libcompress/%) \
+              $(LIBDIR)/libcompress.a $(LIBDIR)/libcompress.so.$(VERSION) $(LIBDIR)/$(SONAME) $(LIBDIR)/libcompress.so \
+              $(LIBDIR)/pkgconfig/libcompress.pc $(TOOLS:bin/%=$(COMPDIR)/%)
+OWN_DIRS    = $(SHAREDIR)/doc/docs $(SHAREDIR)/doc $(SHAREDIR)/datasets $(SHAREDIR) \
+              $(sort $(dir $(HEADERS:libcompress/%=$(INCLUDEDIR)/libcompress/%))) $(INCLUDEDIR)/libcompress
+
+
+install: all lib
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SHAREDIR)/datasets \
+	  $(DESTDIR)$(SHAREDIR)/doc/docs $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(COMPDIR) \
+	  $(addprefix $(DESTDIR),$(sort $(dir $(HEADERS:libcompress/%=$(INCLUDEDIR)/libcompress/%))))
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
-	install -m 644 docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 datasets/manifest.txt datasets/profiles.txt $(DESTDIR)$(SHAREDIR)/datasets/
+	install -m 644 README.md $(DESTDIR)$(SHAREDIR)/doc/
+	install -m 644 docs/*.md $(DESTDIR)$(SHAREDIR)/doc/docs/
+	install -m 644 libcompress/libcompress.h $(DESTDIR)$(INCLUDEDIR)/libcompress/
+	@for h in $(HEADERS); do install -m 644 $$h $(DESTDIR)$(INCLUDEDIR)/libcompress/$${h#libcompress/}; done
+	install -m 644 $(LIB) $(DESTDIR)$(LIBDIR)/libcompress.a
+	install -m 644 $(SOLIB) $(DESTDIR)$(LIBDIR)/
+	ln -sf libcompress.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libcompress.so
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' \
+	  -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(strip $(LIB_DEPS))|' libcompress/libcompress.pc.in \
+	  >$(DESTDIR)$(LIBDIR)/pkgconfig/libcompress.pc
+	install -m 644 cmd/lc-completion.bash $(DESTDIR)$(COMPDIR)/$(firstword $(TOOLS:bin/%=%))
+	@for t in $(wordlist 2,99,$(TOOLS:bin/%=%)); do ln -sf $(firstword $(TOOLS:bin/%=%)) $(DESTDIR)$(COMPDIR)/$$t; done
+	@echo "installed under $(DESTDIR)$(PREFIX) ($(words $(INSTALLED)) files)"
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	@for d in $(addprefix $(DESTDIR),$(OWN_DIRS)); do [ ! -d "$$d" ] || rmdir "$$d" 2>/dev/null || \
+	  echo "uninstall: kept $$d (it holds files libcompress did not install)"; done
+
+# The Debian package, built in a copy of the tracked tree (dpkg-buildpackage
+# cleans, and must not clean this checkout): build/deb/libcompress_*.deb.
+DEB_DIR := $(BUILD)/deb
+deb: | $(DEPS_STAMP)
+	@./pipelines/deb.sh $(DEB_DIR)
+
+# The package installed, run and removed on a fresh Debian 12 root.
+check-deb: | $(DEPS_STAMP)
+	@./tests/deb.sh $(DEB_DIR)
 
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
@@ -162,4 +241,4 @@ bench: $(DEPS_STAMP) all
 clean:
 	rm -rf $(BUILD) build-asan build-tsan bin fuzz-out
 
--include $(LIB_OBJ:.o=.d) $(UNIT_BIN:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) $(TOOLS:bin/%=$(BUILD)/cmd/%.d)
+-include $(LIB_OBJ:.o=.d) $(PIC_OBJ:.o=.d) $(UNIT_BIN:$(BUILD)/tests/%=$(BUILD)/tests/unit/%.d) $(TOOLS:bin/%=$(BUILD)/cmd/%.d)

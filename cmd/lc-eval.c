@@ -47,7 +47,8 @@ static const char usage[] =
     "      --pass             copy the input container to stdout unchanged (after a\n"
     "                         successful evaluation); the report goes to stderr\n"
     "      --progress         show progress on stderr even when it is not a terminal\n"
-    "      --db PATH          ledger database (default $LC_LEDGER_DB, else results/ledger.db)\n"
+    "      --db PATH          ledger database (default $LC_LEDGER_DB; else results/ledger.db in a\n"
+    "                         checkout; else ~/.local/share/libcompress/ledger.db)\n"
     "      --no-ledger        do not write a ledger row\n"
     "      --name LABEL       model name for the ledger (default: the file name)\n"
     "  -q, --quiet            no progress or log lines on stderr\n"
@@ -242,11 +243,21 @@ static int run(const struct opts *o, FILE *f)
     lc_evaluation *ev = NULL;
     lc_ledger *led = NULL;
     int rc = -1;
-    if (open_input(o, &c, &image, &image_len) || lc_evaluate(c, &eo, &ev))
-        goto done;
-    if (!o->no_ledger && (lc_ledger_open(o->db, &led) || lc_ledger_add(led, &ev->row, &ev->profile, &ev->ledger_id))) {
+    /* the ledger's default home is settled before minutes of evaluation;
+     * the file itself is made only when there is a row to add */
+    const char *db = o->db;
+    if (!o->no_ledger && !db && !(db = lc_ledger_default_path())) {
         lc_error_prefix("ledger");
         goto done;
+    }
+    if (open_input(o, &c, &image, &image_len) || lc_evaluate(c, &eo, &ev))
+        goto done;
+    if (!o->no_ledger) {
+        if (lc_ledger_open(db, &led) || lc_ledger_add(led, &ev->row, &ev->profile, &ev->ledger_id)) {
+            lc_error_prefix("ledger %s", db);
+            goto done;
+        }
+        lc_log("lc-eval: ledger %s: row %lld\n", db, (long long)ev->ledger_id);
     }
     if (lc_evaluation_report(ev, o->json ? LC_OUT_JSON : LC_OUT_TABLE, !o->no_ledger, f))
         goto done;

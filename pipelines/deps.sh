@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages a make target needs (idempotent).
 #   pipelines/deps.sh [SET...]      SET: build (default), demo, check, fuzz, asan, tsan, bench,
-#                                   grid (pipelines/*-grid.sh), fresh
+#                                   grid (pipelines/*-grid.sh), fresh, deb (make deb)
 # Nothing is installed when every package is present, so it works without
 # root then.  Otherwise: as root, apt-get install; else sudo -n if that
 # works; else it prints the command and exits 1.
@@ -15,6 +15,8 @@ CLANG="clang libclang-rt-14-dev"
 TESTS="hdf5-tools sqlite3 python3"
 # what the grid pipelines call: /usr/bin/time (time and peak memory)
 GRIDS="time"
+# make deb: dpkg-buildpackage with debhelper, and lintian
+DEB="debhelper dpkg-dev lintian"
 PKGS=""
 [ $# -eq 0 ] && set -- build
 for set in "$@"; do
@@ -24,7 +26,8 @@ for set in "$@"; do
     check) PKGS="$PKGS $BUILD $TESTS $CLANG" ;;
     fuzz|asan|tsan) PKGS="$PKGS $BUILD $CLANG" ;;
     fresh) PKGS="$PKGS debootstrap git" ;;
-    *) echo "deps: unknown set '$set' (build, demo, check, fuzz, asan, tsan, bench, grid, fresh)" >&2; exit 2 ;;
+    deb) PKGS="$PKGS $BUILD $DEB git" ;;
+    *) echo "deps: unknown set '$set' (build, demo, check, fuzz, asan, tsan, bench, grid, fresh, deb)" >&2; exit 2 ;;
   esac
 done
 missing=""

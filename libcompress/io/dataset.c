@@ -10,53 +10,91 @@
 #include <unistd.h>
 
 #include "core/lc.h"
+#include "core/paths.h"
 
-/* Directory of the project root guessed from the executable (bin/..). */
-static int exe_root(char *out, size_t n)
-{
-    char buf[PATH_MAX];
-    ssize_t r = readlink("/proc/self/exe", buf, sizeof buf - 1);
-    if (r <= 0)
-        return -1;
-    buf[r] = 0;
-    for (int up = 0; up < 2; up++) {
-        char *sl = strrchr(buf, '/');
-        if (!sl)
-            return -1;
-        *sl = 0;
-    }
-    snprintf(out, n, "%s", buf);
-    return 0;
-}
-
+/* The manifest, and the directory its relative paths are read under by
+ * default (core/paths.h names the places):
+ *   LC_DATASETS                   the file it names;
+ *   the tools' own checkout       ROOT/datasets/manifest.txt, texts ROOT/../shared;
+ *   the installed share directory SHARE/datasets/manifest.txt, texts SHARE;
+ *   the checkout the current directory is in, as the tools' own. */
 static int find_manifest(char *path, size_t n, char *root, size_t nroot)
 {
     const char *env = getenv("LC_DATASETS");
+    char d[PATH_MAX];
     if (env) {
+        if (access(env, R_OK) != 0)
+            return lc_error("LC_DATASETS: cannot read '%s': %s", env, strerror(errno));
         snprintf(path, n, "%s", env);
-        snprintf(root, nroot, "%s/..", env);
-        char *sl = strrchr(root, '/');
-        if (sl) { /* dirname(dirname(env)) */
-            *sl = 0;
-            sl = strrchr(root, '/');
-            if (sl)
+        /* ROOT/datasets/manifest.txt: ROOT decides where the texts are */
+        char top[PATH_MAX];
+        snprintf(top, sizeof top, "%s", env);
+        for (int i = 0; i < 2; i++) {
+            char *sl = strrchr(top, '/');
+            if (sl && sl != top)
                 *sl = 0;
             else
-                snprintf(root, nroot, ".");
+                snprintf(top, sizeof top, sl ? "/" : (i ? ".." : "."));
         }
-        return access(path, R_OK) == 0 ? 0 : lc_error("LC_DATASETS: cannot read '%s'", path);
+        if (lc_checkout_root(top, root, nroot) == 0 && strlen(root) + 10 < nroot)
+            strcat(root, "/../shared");
+        else
+            snprintf(root, nroot, "%s", top);
+        return 0;
     }
-    char r[PATH_MAX];
-    if (exe_root(r, sizeof r) == 0) {
-        snprintf(path, n, "%s/datasets/manifest.txt", r);
-        if (access(path, R_OK) == 0) {
-            snprintf(root, nroot, "%s", r);
+    if (lc_exe_checkout(d, sizeof d) == 0) {
+        snprintf(path, n, "%s/datasets/manifest.txt", d);
+        snprintf(root, nroot, "%s/../shared", d);
+        return 0;
+    }
+    if (lc_share_dir(d, sizeof d) == 0) {
+        snprintf(path, n, "%s/datasets/manifest.txt", d);
+        snprintf(root, nroot, "%s", d);
+        if (access(path, R_OK) == 0)
+            return 0;
+        return lc_error("no text-set manifest: cannot read the installed %s: %s (set LC_DATASETS)", path,
+                        strerror(errno));
+    }
+    if (lc_checkout_root(NULL, d, sizeof d) == 0) {
+        snprintf(path, n, "%s/datasets/manifest.txt", d);
+        snprintf(root, nroot, "%s/../shared", d);
+        return 0;
+    }
+    return lc_error("no text-set manifest: the tools are neither installed (PREFIX/share/libcompress) nor in a "
+                    "checkout, and neither is the current directory (set LC_DATASETS)");
+}
+
+/* Where a manifest entry's relative path REL is read: LC_SHARED/REL when it
+ * is set; else ROOT/REL, then DATA_HOME/REL, the first that exists.  When
+ * none does, the message names the file, its size and digest, and where to
+ * put it. */
+static int locate_text(const char *spec, const char *rel, const char *root, long long bytes, const char *digest,
+                       char *out, size_t n)
+{
+    const char *shared = getenv("LC_SHARED");
+    if (rel[0] == '/' || (shared && *shared)) {
+        if (rel[0] == '/')
+            snprintf(out, n, "%s", rel);
+        else
+            snprintf(out, n, "%s/%s", shared, rel);
+        if (access(out, F_OK) == 0)
+            return 0;
+        return lc_error("text set '%s' is missing: put %s (%lld bytes, xxh64 %s) at %s%s", spec, rel, bytes, digest,
+                        out, rel[0] == '/' ? "" : " (under LC_SHARED)");
+    }
+    char home[PATH_MAX], cand[2][PATH_MAX];
+    int nc = 0;
+    snprintf(cand[nc++], PATH_MAX, "%s/%s", root, rel);
+    if (lc_data_home(home, sizeof home) == 0)
+        snprintf(cand[nc++], PATH_MAX, "%s/%s", home, rel);
+    for (int i = 0; i < nc; i++)
+        if (access(cand[i], F_OK) == 0) {
+            snprintf(out, n, "%s", cand[i]);
             return 0;
         }
-    }
-    snprintf(path, n, "datasets/manifest.txt");
-    snprintf(root, nroot, ".");
-    return access(path, R_OK) == 0 ? 0 : lc_error("no datasets/manifest.txt found (set LC_DATASETS)");
+    return lc_error("text set '%s' is missing: put %s (%lld bytes, xxh64 %s) at %s%s%s, or set LC_SHARED to the "
+                    "directory that holds %s",
+                    spec, rel, bytes, digest, cand[0], nc > 1 ? " or " : "", nc > 1 ? cand[1] : "", rel);
 }
 
 void lc_text_release(lc_text *t)
@@ -91,13 +129,10 @@ int lc_text_load(const char *spec, lc_text *t)
             if (strcmp(name, spec) != 0)
                 continue;
             found = 1;
-            const char *shared = getenv("LC_SHARED");
-            if (rel[0] == '/')
-                snprintf(t->path, sizeof t->path, "%s", rel);
-            else if (shared)
-                snprintf(t->path, sizeof t->path, "%s/%s", shared, rel);
-            else
-                snprintf(t->path, sizeof t->path, "%s/../shared/%s", root, rel);
+            if (locate_text(spec, rel, root, nb, dg, t->path, sizeof t->path)) {
+                fclose(f);
+                return -1;
+            }
             snprintf(want_digest, sizeof want_digest, "%s", dg);
             want_bytes = nb;
         }

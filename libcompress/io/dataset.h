@@ -18,10 +18,14 @@ typedef struct lc_text {
 } lc_text;
 
 /* Load a text by manifest name or path.  Names are looked up in the manifest
- * (LC_DATASETS, else datasets/manifest.txt beside the executable's ../,
- * else ./datasets/manifest.txt) and resolved under LC_SHARED (default
- * ../shared relative to the manifest's project root).  A named set whose
- * digest or size differs from the manifest is an error. */
+ * (LC_DATASETS; else the tools' checkout's datasets/manifest.txt; else the
+ * installed PREFIX/share/libcompress/datasets/manifest.txt; else that of the
+ * checkout the current directory is in).  A relative entry is read under
+ * LC_SHARED when it is set; else under the checkout's ../shared or the
+ * installed share directory, then under the data home
+ * (~/.local/share/libcompress); a missing one gives a message that names
+ * the file, its digest and where to put it.  A named set whose digest or
+ * size differs from the manifest is an error. */
 int lc_text_load(const char *name_or_path, lc_text *t);
 void lc_text_release(lc_text *t);
 

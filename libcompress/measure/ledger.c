@@ -3,6 +3,7 @@
 #include "measure/ledger.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/lc.h"
+#include "core/paths.h"
 
 struct lc_ledger {
     sqlite3 *db;
@@ -445,8 +447,23 @@ static int make_parent(const char *path)
 
 const char *lc_ledger_default_path(void)
 {
+    static char path[PATH_MAX];
+    char d[PATH_MAX];
     const char *e = getenv("LC_LEDGER_DB");
-    return e && *e ? e : "results/ledger.db";
+    if (e && *e)
+        return e;
+    if (lc_checkout_root(NULL, d, sizeof d) == 0) {
+        if ((size_t)snprintf(path, sizeof path, "%s/results/ledger.db", d) < sizeof path)
+            return path;
+    } else if (lc_data_home(d, sizeof d) == 0) {
+        if ((size_t)snprintf(path, sizeof path, "%s/ledger.db", d) < sizeof path)
+            return path;
+    } else {
+        lc_error_prefix("the ledger's default home (set LC_LEDGER_DB or --db)");
+        return NULL;
+    }
+    lc_error("the ledger's default path is too long (set LC_LEDGER_DB or --db)");
+    return NULL;
 }
 
 const char *lc_ledger_path(const lc_ledger *l) { return l->path; }
@@ -463,8 +480,8 @@ void lc_ledger_close(lc_ledger *l)
 static int open_db(const char *path, int create, lc_ledger **out)
 {
     *out = NULL;
-    if (!path)
-        path = lc_ledger_default_path();
+    if (!path && !(path = lc_ledger_default_path()))
+        return -1;
     if (!*path)
         return lc_error("empty ledger path");
     int memory = strcmp(path, ":memory:") == 0;

@@ -131,8 +131,11 @@ int lc_ledger_add(lc_ledger *l, const lc_run *r, const lc_profile *p, int64_t *i
 int lc_ledger_open_existing(const char *path, lc_ledger **out);
 /* The path the ledger was opened with (resolved default included). */
 const char *lc_ledger_path(const lc_ledger *l);
-/* The default path: $LC_LEDGER_DB when set and non-empty, else
- * "results/ledger.db". */
+/* The default path: $LC_LEDGER_DB when set and non-empty; else, inside a
+ * project checkout (the current directory or one above it),
+ * ROOT/results/ledger.db; else the data home's ledger.db
+ * ($XDG_DATA_HOME/libcompress, default ~/.local/share/libcompress).  NULL
+ * (with a message) when there is none. */
 const char *lc_ledger_default_path(void);
 
 /* ---- the run fields: one catalogue drives SQL, reports and lookups --------- */

@@ -7,7 +7,7 @@ BIN=$TOP/bin
 PATH=$BIN:$PATH
 : "${LC_SHARED:=$TOP/../shared}"
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/lc-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 export LC_LEDGER_DB="$TMP/ledger.db"
 n_fail=0
 n_ok=0

@@ -54,9 +54,13 @@ if need python3 "JSON checked with Python"; then
   check "json: parses, 9 runs" python3 -c "import json,sys; assert len(json.load(open(sys.argv[1]))) == 9" "$TMP/out"
 fi
 expect_code 0 "LC_LEDGER_DB is the default" lc-ledger list
-(cd "$TMP" && LC_LEDGER_DB= lc-ledger list >"$TMP/out" 2>"$TMP/err"); rc=$?
-check "no LC_LEDGER_DB: results/ledger.db, missing" test "$rc" = 1
-check "message names results/ledger.db" grep -q "results/ledger.db: no such ledger" "$TMP/err"
+(cd "$TMP" && HOME=$TMP/h XDG_DATA_HOME= LC_LEDGER_DB= lc-ledger list >"$TMP/out" 2>"$TMP/err"); rc=$?
+check "no LC_LEDGER_DB, outside a checkout: the data home's ledger, missing" test "$rc" = 1
+check "message names it" grep -q "$TMP/h/.local/share/libcompress/ledger.db: no such ledger" "$TMP/err"
+check "and made nothing" test ! -e "$TMP/h"
+(cd "$TOP/docs/man" && LC_LEDGER_DB= lc-ledger list -f csv >/dev/null 2>"$TMP/err"); rc=$?
+check "inside the checkout: its results/ledger.db, from any directory below the root" \
+  sh -c "if [ -f '$TOP/results/ledger.db' ]; then [ $rc = 0 ]; else grep -q '^lc-ledger: $TOP/results/ledger.db: no such ledger' '$TMP/err'; fi"
 check "missing default not created" test ! -e "$TMP/results"
 
 # ---- show

@@ -41,7 +41,7 @@ expect_fail_clean 1 "ledger path is a directory" lc-eval --no-speed --chunks 1 -
 expect_code 0 "eval 4 chunks" lc-eval --chunks 4 --speed-reps 1 --db "$DB" --text "$HELD" "$M"
 check "report has the perplexity" grep -q "^perplexity: " "$TMP/out"
 check "report has the speed" grep -q "^speed: .*prefill .*decode" "$TMP/out"
-check "nothing on stderr when not a terminal" test ! -s "$TMP/err"
+check "on stderr, when not a terminal, only the ledger it wrote" test "$(cat "$TMP/err")" = "lc-eval: ledger $DB: row 1"
 row=$(sqlite3 "$DB" "select n_ctx, scoring, chunks, tokens_scored, length(text_digest), length(tokenizer_digest),
   length(model_digest), recipe, profile, ppl > 1, prefill_tok_s > 0, decode_tok_s > 0, bpw, stored_bytes, n_weights
   from runs" 2>&1)
