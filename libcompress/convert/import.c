@@ -204,7 +204,7 @@ out:
 }
 
 /* ---- synthetic model -------------------------------------------------------
- * A deterministic random Llama (dim 64, 2 layers, 4/2 heads, ffn 128) with a
+ * A deterministic random Llama (dim 128, 2 layers, 4/2 heads, ffn 256) with a
  * byte-level vocabulary (<unk>, <s>, </s>, <0x00>..<0xFF>), for the demo and
  * tests on a machine without real models.  It is labelled as synthetic in
  * the lineage: its outputs mean nothing. */
@@ -220,7 +220,7 @@ static uint64_t splitmix(uint64_t *s)
 int lc_import_synthetic(uint64_t seed, lc_container *out, lc_import_report *rep)
 {
     memset(rep, 0, sizeof *rep);
-    lc_config cfg = {.dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16, .ffn_dim = 128,
+    lc_config cfg = {.dim = 128, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .ffn_dim = 256,
                      .vocab_size = 259, .max_seq_len = 512, .rope_theta = 10000.0, .norm_eps = 1e-5,
                      .tied_embeddings = 1, .bos_id = 1, .eos_id = 2};
     snprintf(cfg.arch, sizeof cfg.arch, "llama");

@@ -22,11 +22,13 @@ lc-export -q --to gguf --name syn <"$TMP/syn.h5" >"$TMP/pipe.gguf"
 check "stdin -> stdout gives the same file" cmp -s "$TMP/pipe.gguf" "$TMP/syn.gguf"
 check "rope base always written" grep -q "llama.rope.freq_base" "$TMP/syn.gguf"
 
-# K-quants on dim 64 fall back, loudly; overrides; pattern matching nothing warns
-expect_code 0 "q4_k with fallback" lc-export --to gguf --type q4_k --override 'layers.*.ffn_down=q6_k' \
+# K-quants on rows of 128 fall back, loudly, on rows of 256 (ffn_down) they
+# are written; overrides; a pattern matching nothing warns
+expect_code 0 "q4_k with fallback" lc-export --to gguf --type q4_k --override 'layers.*.attn_output=q6_k' \
   --override 'nosuch*=q8_0' "$TMP/syn.h5" -o "$TMP/k.gguf"
 check "fallback reported" grep -q "not a multiple of the Q4_K block.*Q4_1 instead" "$TMP/err"
-check "q6_k fallback reported" grep -q "Q6_K block.*Q8_0 instead" "$TMP/err"
+check "q6_k fallback reported" grep -q "attn_output: row length 128 is not a multiple of the Q6_K block.*Q8_0 instead" "$TMP/err"
+check "rows of 256 take Q4_K: no fallback for ffn_down" sh -c "! grep -q 'ffn_down: row length' '$TMP/err'"
 check "unused pattern warned" grep -q "nosuch\*' matched no matrix" "$TMP/err"
 expect_code 0 "re-import q4_k export" lc-import -q "$TMP/k.gguf" -o "$TMP/k.h5"
 # the last matching override wins (docs/OPTIONS.md), as in lc-quant
@@ -38,7 +40,8 @@ check "override: the last match wins (layers.0 f16)" grep -q "layers.0.ffn_up  *
 check "override: the earlier rule elsewhere (layers.1 q8)" grep -q "layers.1.ffn_up  *q8-sym-g32" "$TMP/ov.txt"
 tensors "$TMP/k.h5" >"$TMP/k.txt"
 check "Q4_1 codes imported exactly" grep -q "layers.0.attn_q  *q4-min-g32" "$TMP/k.txt"
-check "Q8_0 codes imported exactly" grep -q "layers.1.ffn_down  *q8-sym-g32" "$TMP/k.txt"
+check "Q8_0 codes imported exactly" grep -q "layers.1.attn_output  *q8-sym-g32" "$TMP/k.txt"
+check "Q4_K comes back dequantized to f32" grep -q "layers.1.ffn_down  *f32" "$TMP/k.txt"
 check "norms stay f32" grep -q "layers.0.attn_norm  *f32" "$TMP/k.txt"
 
 # quantized container -> gguf keeps the codes: export again, same tensor table

@@ -3,7 +3,7 @@
  * quantizers (libcompress/gguf_quant.c).
  *
  * Without assets: the quantizers' error bounds; round trips of the
- * synthetic model (lc_import_synthetic: dim 64, so K-quants must fall back)
+ * synthetic model (lc_import_synthetic: rows of 128 and 256, so K-quants fall back on some)
  * through GGUF (checked with the project's own GGUF reader: version,
  * alignment, offsets, keys), safetensors and llama2.c, re-imported and
  * compared tensor by tensor; exact copying of quantized codes; refusals
@@ -376,19 +376,21 @@ static void test_synthetic(void)
         lc_container_close(back);
     }
 
-    /* K-quants on dim 64 fall back (Q4_K -> Q4_1, Q6_K -> Q8_0), never silently */
-    static lc_export_override ov[] = {{"layers.*.ffn_down", LC_GGML_Q6_K, 0}, {"nothing.*", LC_GGML_Q8_0, 0}};
+    /* K-quants on rows of 128 fall back (Q4_K -> Q4_1, Q6_K -> Q8_0), never
+     * silently; ffn_down's rows of 256 take Q4_K itself */
+    static lc_export_override ov[] = {{"layers.*.attn_output", LC_GGML_Q6_K, 0}, {"nothing.*", LC_GGML_Q8_0, 0}};
     o.type = LC_GGML_Q4_K;
     o.overrides = ov;
     o.n_overrides = 2;
     path_in(p2, sizeof p2, "syn.q4k.gguf");
     CHECK(lc_export_gguf(syn, p2, &o, &rep) == 0, "gguf q4_k: %s", lc_errmsg());
-    CHECK(rep.n_fallback == 15 && rep.n_requant == 15, "q4_k fallbacks %d requant %d", rep.n_fallback,
+    CHECK(rep.n_fallback == 13 && rep.n_requant == 15, "q4_k fallbacks %d requant %d", rep.n_fallback,
           rep.n_requant);
     CHECK(ov[0].matched == 2 && ov[1].matched == 0, "override matches %d %d", ov[0].matched, ov[1].matched);
     CHECK(gguf_type_of(p2, "blk.0.attn_q.weight") == LC_GGML_Q4_1, "q4_k fallback type %u",
           gguf_type_of(p2, "blk.0.attn_q.weight"));
-    CHECK(gguf_type_of(p2, "blk.1.ffn_down.weight") == LC_GGML_Q8_0, "q6_k fallback type");
+    CHECK(gguf_type_of(p2, "blk.1.attn_output.weight") == LC_GGML_Q8_0, "q6_k fallback type");
+    CHECK(gguf_type_of(p2, "blk.1.ffn_down.weight") == LC_GGML_Q4_K, "rows of 256 take Q4_K");
     CHECK(gguf_type_of(p2, "blk.1.ffn_norm.weight") == LC_GGML_F32, "norm stays f32");
     check_gguf_file(p2, "syn.q4k.gguf");
 
