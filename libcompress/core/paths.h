@@ -1,8 +1,8 @@
 /*
  * Where libcompress's files live: the running tool's own directory, the
  * project checkout it may sit in, the installed data directory, and the
- * user's data home.  One set of rules for every tool (docs/FORMAT.md,
- * "Files"):
+ * user's data home.  One set of rules for every tool (README.md,
+ * "Install"):
  *
  *   checkout   a directory holding Makefile, libcompress/core/lc.h and
  *              datasets/manifest.txt (the tools in ROOT/bin, or the current
