@@ -28,33 +28,20 @@ ok() { say "ok - $*"; }
 not_ok() { say "not ok - $*"; fail=1; }
 check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 
-t0=$(now)
-if inroot sh -c "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $pkg" \
-  >"$ROOT/work/install.log" 2>&1; then
-  ok "apt-get install ${deb##*/} (with its dependencies from the archive)"
-else
-  tail -20 "$ROOT/work/install.log" >&2
-  not_ok "apt-get install"
-  exit 1
-fi
-part "apt-get install (fresh root)" "$(($(now) - t0)) s"
+# step NAME DESC CMD: CMD in the root, its output in NAME.log, timed
+step() {
+  name=$1 desc=$2; shift 2
+  t0=$(now)
+  if inroot sh -c "$*" >"$ROOT/work/$name.log" 2>&1; then ok "$desc"; r=0
+  else tail -20 "$ROOT/work/$name.log" >&2; not_ok "$desc"; r=1; fi
+  part "$name" "$(($(now) - t0)) s"
+  return $r
+}
+step install "apt-get install ${deb##*/} (with its dependencies from the archive)" \
+  "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $pkg" || exit 1
 inroot dpkg -L libcompress >"$ROOT/work/files"
 
-cat >"$ROOT/work/prog.c" <<'EOF'
-#include <libcompress.h>
-int main(int argc, char **argv)
-{
-    lc_container *c;
-    lc_config cfg;
-    if (argc != 2 || lc_container_open(argv[1], &c) || lc_container_read_config(c, &cfg)) {
-        fprintf(stderr, "prog: %s\n", lc_errmsg());
-        return 1;
-    }
-    printf("dim=%d n_layers=%d vocab_size=%d\n", cfg.dim, cfg.n_layers, cfg.vocab_size);
-    lc_container_close(c);
-    return 0;
-}
-EOF
+cp tests/print-config.c "$ROOT/work/prog.c"
 # as a user without privileges, in its home, far from any checkout
 cat >"$ROOT/work/user.sh" <<'EOF'
 set -u
@@ -86,7 +73,7 @@ check "lc-ledger reads it by default" sh -c "test '$(st ledger)' = 0 && test \"\
 check "lc-eval --text heldout: exit 1, the missing file named" sh -c \
   "test '$(st heldout)' = 1 && grep -q \"text set 'heldout' is missing: put data/heldout/heldout.txt (763524 bytes, xxh64 a99d3eb4bd892e59) at /usr/share/libcompress/data/heldout/heldout.txt or /home/lcuser/.local/share/libcompress/data/heldout/heldout.txt\" '$H/heldout.err' && test ! -s '$H/heldout.out'"
 check "a C program builds against the package through pkg-config and reads the config" \
-  sh -c "test '$(st prog)' = 0 && grep -q '^dim=128 n_layers=2 vocab_size=259$' '$H/prog.out'"
+  sh -c "test '$(st prog)' = 0 && grep -q '^arch=llama dim=128 n_layers=2 n_heads=4 n_kv_heads=2 ffn_dim=256 vocab_size=259$' '$H/prog.out'"
 for f in /usr/share/man/man1/lc-eval.1.gz /usr/share/bash-completion/completions/lc-eval \
   /usr/share/libcompress/datasets/manifest.txt /usr/share/libcompress/datasets/profiles.txt \
   /usr/include/libcompress/libcompress.h /usr/lib/x86_64-linux-gnu/pkgconfig/libcompress.pc \
@@ -95,15 +82,8 @@ for f in /usr/share/man/man1/lc-eval.1.gz /usr/share/bash-completion/completions
 done
 [ $fail = 0 ] || { sed 's/^/  user.log: /' "$ROOT/work/user.log" >&2; for f in "$H"/*.err; do sed "s|^|  ${f##*/}: |" "$f" >&2; done; }
 
-t0=$(now)
-if inroot sh -c 'DEBIAN_FRONTEND=noninteractive apt-get purge -y -q libcompress && apt-get autoremove --purge -y -q' \
-  >"$ROOT/work/purge.log" 2>&1; then
-  ok "apt-get purge libcompress (and autoremove its dependencies)"
-else
-  tail -20 "$ROOT/work/purge.log" >&2
-  not_ok "apt-get purge"
-fi
-part "purge" "$(($(now) - t0)) s"
+step purge "apt-get purge libcompress (and autoremove its dependencies)" \
+  "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q libcompress && apt-get autoremove --purge -y -q" || true
 left=""
 while read -r f; do
   [ -d "$ROOT$f" ] && continue

@@ -27,22 +27,7 @@ check "the shared library has its soname" sh -c "objdump -p '$PFX/lib/libcompres
 
 # ---- a C program against the installed copy, through pkg-config only
 export PKG_CONFIG_PATH="$PFX/lib/pkgconfig"
-cat >"$TMP/prog.c" <<'EOF'
-#include <libcompress.h>
-int main(int argc, char **argv)
-{
-    lc_container *c;
-    lc_config cfg;
-    if (argc != 2 || lc_container_open(argv[1], &c) || lc_container_read_config(c, &cfg)) {
-        fprintf(stderr, "prog: %s\n", lc_errmsg());
-        return 1;
-    }
-    printf("arch=%s dim=%d n_layers=%d n_heads=%d n_kv_heads=%d ffn_dim=%d vocab_size=%d\n", cfg.arch, cfg.dim,
-           cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.ffn_dim, cfg.vocab_size);
-    lc_container_close(c);
-    return 0;
-}
-EOF
+cp "$TOP/tests/print-config.c" "$TMP/prog.c"
 cd "$TMP/elsewhere"
 lc-import -q --synthetic 3 -o "$TMP/s.h5"
 expect_code 0 "pkg-config knows libcompress" pkg-config --cflags --libs libcompress
