@@ -171,6 +171,7 @@ MANDIR     ?= $(PREFIX)/share/man
 SHAREDIR   := $(PREFIX)/share/libcompress
 COMPDIR    ?= $(PREFIX)/share/bash-completion/completions
 HEADERS    := $(wildcard libcompress/*/*.h)
+HEADER_DIRS = $(sort $(dir $(HEADERS:libcompress/%=$(INCLUDEDIR)/libcompress/%)))
 DOCS       := README.md $(wildcard docs/*.md)
 MANPAGES   := $(wildcard docs/man/*.1)
 # Every file install puts there, relative to DESTDIR; uninstall removes
@@ -181,13 +182,13 @@ INSTALLED   = $(TOOLS:bin/%=$(PREFIX)/bin/%) $(MANPAGES:docs/man/%=$(MANDIR)/man
               $(LIBDIR)/libcompress.a $(LIBDIR)/libcompress.so.$(VERSION) $(LIBDIR)/$(SONAME) $(LIBDIR)/libcompress.so \
               $(LIBDIR)/pkgconfig/libcompress.pc $(TOOLS:bin/%=$(COMPDIR)/%)
 OWN_DIRS    = $(SHAREDIR)/doc/docs $(SHAREDIR)/doc $(SHAREDIR)/datasets $(SHAREDIR) \
-              $(sort $(dir $(HEADERS:libcompress/%=$(INCLUDEDIR)/libcompress/%))) $(INCLUDEDIR)/libcompress
+              $(HEADER_DIRS) $(INCLUDEDIR)/libcompress
 
 
 install: all lib
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(SHAREDIR)/datasets \
 	  $(DESTDIR)$(SHAREDIR)/doc/docs $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(COMPDIR) \
-	  $(addprefix $(DESTDIR),$(sort $(dir $(HEADERS:libcompress/%=$(INCLUDEDIR)/libcompress/%))))
+	  $(addprefix $(DESTDIR),$(HEADER_DIRS))
 	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 644 $(MANPAGES) $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 datasets/manifest.txt datasets/profiles.txt $(DESTDIR)$(SHAREDIR)/datasets/

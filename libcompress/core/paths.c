@@ -14,9 +14,10 @@
 
 static int put(char *out, size_t n, const char *s)
 {
-    if (strlen(s) >= n)
+    size_t len = strlen(s);
+    if (len >= n)
         return lc_error("path too long: '%.64s...'", s);
-    memcpy(out, s, strlen(s) + 1);
+    memcpy(out, s, len + 1);
     return 0;
 }
 
@@ -29,13 +30,12 @@ static int is_file(const char *dir, const char *rel)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static int is_checkout(const char *dir)
+int lc_is_checkout(const char *dir)
 {
     return is_file(dir, "Makefile") && is_file(dir, "libcompress/core/lc.h") && is_file(dir, "datasets/manifest.txt");
 }
 
-/* dirname in place ("/a/b" -> "/a", "/a" -> "/"); 0 when nothing is left. */
-static int up(char *p)
+int lc_path_up(char *p)
 {
     char *sl = strrchr(p, '/');
     if (!sl)
@@ -57,7 +57,7 @@ int lc_exe_dir(char *out, size_t n)
     if (r <= 0)
         return lc_error("cannot find the running executable: /proc/self/exe: %s", strerror(errno));
     buf[r] = 0;
-    if (!up(buf))
+    if (!lc_path_up(buf))
         return lc_error("cannot find the running executable's directory");
     return put(out, n, buf);
 }
@@ -72,9 +72,9 @@ int lc_checkout_root(const char *dir, char *out, size_t n)
         return lc_error("cannot read the current directory: %s", strerror(errno));
     }
     for (;;) {
-        if (is_checkout(buf))
+        if (lc_is_checkout(buf))
             return put(out, n, buf);
-        if (!up(buf))
+        if (!lc_path_up(buf))
             return lc_error("not inside a libcompress checkout");
     }
 }
@@ -82,9 +82,9 @@ int lc_checkout_root(const char *dir, char *out, size_t n)
 int lc_exe_checkout(char *out, size_t n)
 {
     char buf[PATH_MAX];
-    if (lc_exe_dir(buf, sizeof buf) || !up(buf))
+    if (lc_exe_dir(buf, sizeof buf) || !lc_path_up(buf))
         return -1;
-    if (!is_checkout(buf))
+    if (!lc_is_checkout(buf))
         return lc_error("%s is not a libcompress checkout", buf);
     return put(out, n, buf);
 }
@@ -93,7 +93,7 @@ int lc_share_dir(char *out, size_t n)
 {
     char buf[PATH_MAX], p[PATH_MAX];
     struct stat st;
-    if (lc_exe_dir(buf, sizeof buf) || !up(buf))
+    if (lc_exe_dir(buf, sizeof buf) || !lc_path_up(buf))
         return -1;
     if ((size_t)snprintf(p, sizeof p, "%s/share/libcompress", strcmp(buf, "/") ? buf : "") >= sizeof p)
         return lc_error("path too long");

@@ -18,6 +18,11 @@
 
 #include <stddef.h>
 
+/* DIR holds Makefile, libcompress/core/lc.h and datasets/manifest.txt. */
+int lc_is_checkout(const char *dir);
+/* dirname in place ("/a/b" -> "/a", "/a" -> "/"); 0 when nothing is left
+ * (a relative name without a slash, or "/"), else 1. */
+int lc_path_up(char *p);
 /* The directory of the running executable (/proc/self/exe). */
 int lc_exe_dir(char *out, size_t n);
 /* The checkout at or above DIR (NULL: the current directory). */

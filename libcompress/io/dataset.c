@@ -12,13 +12,10 @@
 #include "core/lc.h"
 #include "core/paths.h"
 
-/* The manifest, and the directory its relative paths are read under by
- * default (core/paths.h names the places):
- *   LC_DATASETS                   the file it names;
- *   the tools' own checkout       ROOT/datasets/manifest.txt, texts ROOT/../shared;
- *   the installed share directory SHARE/datasets/manifest.txt, texts SHARE;
- *   the checkout the current directory is in, as the tools' own. */
-static int find_manifest(char *path, size_t n, char *root, size_t nroot)
+/* The manifest: LC_DATASETS; else the tools' own checkout's
+ * datasets/manifest.txt; else the installed share directory's; else that of
+ * the checkout the current directory is in (core/paths.h names the places). */
+static int find_manifest(char *path, size_t n)
 {
     const char *env = getenv("LC_DATASETS");
     char d[PATH_MAX];
@@ -26,42 +23,32 @@ static int find_manifest(char *path, size_t n, char *root, size_t nroot)
         if (access(env, R_OK) != 0)
             return lc_error("LC_DATASETS: cannot read '%s': %s", env, strerror(errno));
         snprintf(path, n, "%s", env);
-        /* ROOT/datasets/manifest.txt: ROOT decides where the texts are */
-        char top[PATH_MAX];
-        snprintf(top, sizeof top, "%s", env);
-        for (int i = 0; i < 2; i++) {
-            char *sl = strrchr(top, '/');
-            if (sl && sl != top)
-                *sl = 0;
-            else
-                snprintf(top, sizeof top, sl ? "/" : (i ? ".." : "."));
-        }
-        if (lc_checkout_root(top, root, nroot) == 0 && strlen(root) + 10 < nroot)
-            strcat(root, "/../shared");
-        else
-            snprintf(root, nroot, "%s", top);
         return 0;
     }
-    if (lc_exe_checkout(d, sizeof d) == 0) {
+    if (lc_exe_checkout(d, sizeof d) == 0 || lc_share_dir(d, sizeof d) == 0 ||
+        lc_checkout_root(NULL, d, sizeof d) == 0) {
         snprintf(path, n, "%s/datasets/manifest.txt", d);
-        snprintf(root, nroot, "%s/../shared", d);
-        return 0;
-    }
-    if (lc_share_dir(d, sizeof d) == 0) {
-        snprintf(path, n, "%s/datasets/manifest.txt", d);
-        snprintf(root, nroot, "%s", d);
         if (access(path, R_OK) == 0)
             return 0;
-        return lc_error("no text-set manifest: cannot read the installed %s: %s (set LC_DATASETS)", path,
-                        strerror(errno));
-    }
-    if (lc_checkout_root(NULL, d, sizeof d) == 0) {
-        snprintf(path, n, "%s/datasets/manifest.txt", d);
-        snprintf(root, nroot, "%s/../shared", d);
-        return 0;
+        return lc_error("no text-set manifest: cannot read %s: %s (set LC_DATASETS)", path, strerror(errno));
     }
     return lc_error("no text-set manifest: the tools are neither installed (PREFIX/share/libcompress) nor in a "
                     "checkout, and neither is the current directory (set LC_DATASETS)");
+}
+
+/* Where a manifest's relative paths are read by default, one rule for every
+ * manifest: for ROOT/datasets/manifest.txt, ROOT/../shared when ROOT is a
+ * checkout, else ROOT itself (the installed share directory). */
+static int text_root(const char *manifest, char *root, size_t n)
+{
+    char top[PATH_MAX];
+    if (!realpath(manifest, top))
+        return lc_error("%s: %s", manifest, strerror(errno));
+    lc_path_up(top);
+    lc_path_up(top);
+    if ((size_t)snprintf(root, n, lc_is_checkout(top) ? "%s/../shared" : "%s", top) >= n)
+        return lc_error("path too long: '%.64s...'", top);
+    return 0;
 }
 
 /* Where a manifest entry's relative path REL is read: LC_SHARED/REL when it
@@ -114,7 +101,7 @@ int lc_text_load(const char *spec, lc_text *t)
         snprintf(t->name, sizeof t->name, "%s", b ? b + 1 : spec);
     } else {
         char mpath[PATH_MAX], root[PATH_MAX];
-        if (find_manifest(mpath, sizeof mpath, root, sizeof root))
+        if (find_manifest(mpath, sizeof mpath) || text_root(mpath, root, sizeof root))
             return lc_error_prefix("text '%s'", spec);
         FILE *f = fopen(mpath, "r");
         if (!f)
