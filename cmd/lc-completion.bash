@@ -10,6 +10,7 @@
 _lc_values() { # TOOL OPTION -> the fixed values of OPTION, or nothing
     case "$1 $2" in
     "lc-quant --method" | "lc-quant -m") echo "rtn gptq awq" ;;
+    "lc-lowrank --method" | "lc-lowrank -m") echo "whiten svd asvd" ;;
     "lc-prune --method" | "lc-prune -m") echo "magnitude wanda sparsegpt" ;;
     "lc-prune --scope") echo "row tensor global" ;;
     "lc-prune --nm") echo "2:4 4:8" ;;

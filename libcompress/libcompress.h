@@ -36,6 +36,8 @@
 #include "compress/quantize.h"
 #include "compress/quant.h"
 #include "compress/prune.h"
+#include "compress/lowrank.h"
+#include "compress/factorize.h"
 #include "measure/eval.h"
 #include "measure/ledger.h"
 

@@ -11,8 +11,9 @@ BUILD="gcc make pkg-config libhdf5-dev libopenblas-dev liblapacke-dev libgsl-dev
 libjansson-dev libxxhash-dev"
 # the sanitizer builds and the fuzz targets (libFuzzer is clang's)
 CLANG="clang libclang-rt-14-dev"
-# what the tests call: h5dump, sqlite3, python3 (json, for reading reports)
-TESTS="hdf5-tools sqlite3 python3"
+# what the tests call: h5dump, sqlite3, python3 (json, for reading reports), h5py
+# (an independent reader of the container, tests/cli/t0520-lowrank.sh)
+TESTS="hdf5-tools sqlite3 python3 python3-h5py"
 # what the grid pipelines call: /usr/bin/time (time and peak memory)
 GRIDS="time"
 # make deb: dpkg-buildpackage with debhelper, and lintian

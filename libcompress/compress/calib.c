@@ -9,7 +9,7 @@
 
 #include "io/dataset.h"
 
-#include "kernels/lc_cblas.h"
+#include "core/lc_cblas.h"
 
 void lc_calib_opts_default(lc_calib_opts *o)
 {
@@ -45,6 +45,7 @@ lc_capture_point lc_calib_point_of(const char *w)
 /* Accumulation state for one layer. */
 typedef struct acc {
     lc_layer_stats st;
+    int whole;          /* run the whole layer in pass 1 (its output is the next input) */
     float *G;           /* [dmax, dmax] per-window x^T x in f32 (ssyrk), added into H in double */
     double *abs_sum[4]; /* running sum |x| per channel */
 } acc;
@@ -64,8 +65,9 @@ static int capture(void *ud, int layer, lc_capture_point pt, const float *A, int
         for (int j = 0; j < d; j++)
             s[j] += fabsf(A[(size_t)r * d + j]);
     (void)layer;
-    /* pass 1 needs nothing after ffn_down's input: skip ffn_down itself */
-    return pt == LC_CAP_FFN_HID ? 1 : 0;
+    /* pass 1 needs nothing after ffn_down's input: skip ffn_down itself,
+     * unless its output is the next layer's input (independent statistics) */
+    return pt == LC_CAP_FFN_HID && !a->whole ? 1 : 0;
 }
 
 static void acc_free(acc *a)
@@ -106,7 +108,7 @@ static int restore(lc_model *m, lc_tensor *saved)
 {
     int rc = 0;
     for (int i = 0; i < 7; i++)
-        if (saved[i].data) {
+        if (saved[i].ndim) { /* a released slot is zeroed; a low-rank one has no data */
             rc |= lc_model_set_tensor(m, &saved[i]);
             lc_tensor_release(&saved[i]);
         }
@@ -197,9 +199,12 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
          * f32 copies of its weights as in pass 2 */
         if (swap_f32(m, l, saved))
             goto out;
+        a.whole = o->independent;
         for (int i = 0; i < ns; i++) {
-            memcpy(Xc, X + (size_t)i * L * dim, (size_t)L * dim * sizeof *Xc);
-            if (lc_model_layer_forward(m, s, l, Xc, L, capture, &a)) {
+            float *Xi = X + (size_t)i * L * dim;
+            if (!a.whole) /* else X becomes the uncompressed layer's output, in place */
+                Xi = memcpy(Xc, Xi, (size_t)L * dim * sizeof *Xc);
+            if (lc_model_layer_forward(m, s, l, Xi, L, capture, &a)) {
                 restore(m, saved);
                 goto out;
             }
@@ -221,8 +226,8 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
          * weights are run as f32 copies decoded once (the prefill would decode
          * every panel again for every window; the values are the same) and
          * the compressed tensors are put back afterwards. */
-        if (swap_f32(m, l, saved) ||
-            (pass2(m, s, l, X, ns, L, dim) | restore(m, saved)))
+        if (!o->independent && l + 1 < c->n_layers &&
+            (swap_f32(m, l, saved) || (pass2(m, s, l, X, ns, L, dim) | restore(m, saved))))
             goto out;
         if (o->progress)
             lc_log("calibration: layer %d/%d done (%.1f s, %.1f s total)\n", l + 1, c->n_layers, lc_now() - tl,

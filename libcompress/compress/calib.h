@@ -28,6 +28,9 @@ typedef struct lc_calib_opts {
     uint64_t seed;      /* which windows (default 0) */
     int progress;       /* per-layer progress lines on stderr */
     int64_t tokens;     /* --calib-tokens: when set, nsamples = tokens / seqlen */
+    int independent;    /* 1: every layer's statistics come from the *uncompressed* model (one
+                         * pass per layer: the layer's input is the original model's, as
+                         * SVD-LLM's whitening profiles it); 0 (default): sequential */
 } lc_calib_opts;
 
 void lc_calib_opts_default(lc_calib_opts *o);

@@ -15,7 +15,7 @@
 
 #include <lapacke.h>
 
-#include "kernels/lc_cblas.h"
+#include "core/lc_cblas.h"
 
 #include "convert/import.h"
 #include "model/model.h"
@@ -673,9 +673,13 @@ static lc_dtype out_dtype(const lc_prune_opts *o, const lc_tensor *t)
  * depend on them. */
 static int check_composition(const lc_tensor *t, const lc_prune_params *p, const uint8_t *prior)
 {
-    char enc[64];
+    char enc[96];
     lc_tensor_encoding_str(t, enc, sizeof enc);
     int64_t rows = lc_tensor_rows(t), cols = lc_tensor_cols(t);
+    if (lc_tensor_has_lowrank(t))
+        return lc_error("tensor '%s' has a low-rank term (%s): pruning its product would drop the factorization; "
+                        "prune before lc-lowrank, or --keep '%s'",
+                        t->name, enc, t->name);
     if (lc_tensor_is_quantized(t) && p->bits)
         return lc_error("tensor '%s' is already quantized (%s): lc-prune keeps its codes and grid; drop --bits", t->name,
                         enc);

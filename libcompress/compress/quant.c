@@ -13,7 +13,7 @@
 
 #include <lapacke.h>
 
-#include "kernels/lc_cblas.h"
+#include "core/lc_cblas.h"
 
 /* ---- parameters and the grid ---------------------------------------------- */
 

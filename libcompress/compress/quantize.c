@@ -105,8 +105,12 @@ static int keep_structure(lc_tensor *q, const prior *pr)
  * composition rules, before anything is written. */
 static int check_composition(const lc_tensor *t, const lc_quant_params *p, const lc_quantize_opts *o)
 {
-    char enc[64];
+    char enc[96];
     lc_tensor_encoding_str(t, enc, sizeof enc);
+    if (lc_tensor_has_lowrank(t))
+        return lc_error("tensor '%s' has a low-rank term (%s): lc-quant would quantize its materialised product and "
+                        "drop the factorization; quantize the factors with lc-lowrank --factor-bits, or --keep '%s'",
+                        t->name, enc, t->name);
     if (lc_tensor_is_quantized(t) && !o->requantize)
         return lc_error("tensor '%s' is already quantized (%s): lc-quant would round its codes again; pass "
                         "--requantize to dequantize it and quantize anew (the lineage says so), or --keep '%s'",

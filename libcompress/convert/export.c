@@ -273,7 +273,7 @@ int export_read_f32(lc_container *in, const char *name, float **out, int64_t *nu
         return -1;
     }
     if (was_quant)
-        *was_quant = t.enc != LC_ENC_DENSE;
+        *was_quant = t.enc != LC_ENC_DENSE || lc_tensor_has_lowrank(&t);
     lc_tensor_release(&t);
     *out = x;
     *numel = n;

@@ -91,6 +91,7 @@ typedef struct lc_export_report {
     int n_inexact_map;   /* zero-form -> Q4_1 */
     int n_dequant;       /* quantized tensors decoded to a float type */
     int n_densified;     /* sparse tensors written as their dense equivalent, codes exact */
+    int n_lowrank;       /* tensors with a low-rank term, written as the materialised product */
     uint64_t bytes;      /* bytes written */
 } lc_export_report;
 

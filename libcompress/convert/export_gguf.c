@@ -50,6 +50,8 @@ static int is_sparse_q(const lc_tensor *t) { return lc_tensor_is_sparse(t) && t-
  * form; zero points would come out of Q4_1 rounded, pruned weights not 0. */
 static int exact_type(const lc_tensor *t)
 {
+    if (lc_tensor_has_lowrank(t)) /* base + A B: only the decoded values say what it is */
+        return -1;
     if (is_sparse_q(t) && t->qform != LC_QF_SYM)
         return -1;
     if ((t->enc != LC_ENC_QUANT && !is_sparse_q(t)) || t->group != 32)
@@ -97,7 +99,7 @@ static uint32_t file_type_of(int t)
 /* Decide type and method for one tensor; log what is not plain. */
 static int plan_tensor(const lc_tensor *info, const lc_export_opts *o, plan *p, lc_export_report *rep)
 {
-    char enc[64];
+    char enc[96];
     lc_tensor_encoding_str(info, enc, sizeof enc);
     p->matrix = info->ndim == 2;
     p->ndim = info->ndim;
@@ -127,8 +129,11 @@ static int plan_tensor(const lc_tensor *info, const lc_export_opts *o, plan *p, 
         want = o->type;
     int ex = exact_type(info);
     int keep = want == LC_EXPORT_KEEP;
+    int lowrank = lc_tensor_has_lowrank(info);
     if (keep) {
-        if (info->enc == LC_ENC_DENSE)
+        if (lowrank) /* the product A B (+ base) materialised: f32 unless the base is quantized */
+            want = lc_tensor_is_quantized(info) ? LC_GGML_Q8_0 : LC_GGML_F32;
+        else if (info->enc == LC_ENC_DENSE)
             want = dense_type(info->dtype);
         else if (ex >= 0)
             want = ex;
@@ -147,6 +152,13 @@ static int plan_tensor(const lc_tensor *info, const lc_export_opts *o, plan *p, 
         rep->n_fallback++;
     }
     p->type = (uint32_t)t;
+    if (lowrank) {
+        p->how = H_ENCODE;
+        if (rep->n_lowrank++ == 0)
+            lc_log("lc-export: note: %s: %s materialised as %s (the product A B%s; so for every low-rank tensor)\n",
+                   p->lc, enc, tname((uint32_t)t), info->enc == LC_ENC_LOWRANK ? "" : " plus the base");
+        return 0;
+    }
     if (info->enc == LC_ENC_DENSE) {
         p->how = dense_type(info->dtype) == t ? H_COPY_DENSE : H_ENCODE;
         return 0;

@@ -217,11 +217,11 @@ static int load_tensor(lc_container *in, const char *name, int want, lc_dtype *d
     *dequant = 0;
     if (lc_container_read_tensor(in, name, &t))
         return -1;
-    lc_dtype target = want != LC_EXPORT_KEEP ? (lc_dtype)want : t.enc == LC_ENC_DENSE ? t.dtype : LC_DT_F32;
+    lc_dtype target = want != LC_EXPORT_KEEP ? (lc_dtype)want : t.enc == LC_ENC_DENSE && !lc_tensor_has_lowrank(&t) ? t.dtype : LC_DT_F32;
     int64_t n = lc_tensor_numel(&t);
     size_t es = lc_dtype_size(target);
     int rc = -1;
-    if (t.enc == LC_ENC_DENSE && t.dtype == target) {
+    if (t.enc == LC_ENC_DENSE && t.dtype == target && !lc_tensor_has_lowrank(&t)) {
         *out = t.data;      /* take ownership */
         t.data = NULL;
         *nbytes = t.data_bytes;
@@ -239,7 +239,7 @@ static int load_tensor(lc_container *in, const char *name, int want, lc_dtype *d
                 }
             *out = y;
             *nbytes = (size_t)n * es;
-            *dequant = t.enc != LC_ENC_DENSE;
+            *dequant = t.enc != LC_ENC_DENSE || lc_tensor_has_lowrank(&t);
             rc = 0;
         } else {
             free(y);

@@ -332,6 +332,12 @@ void lc_tensor_release(lc_tensor *t)
     free(t->zeros);
     free(t->sp_idx);
     free(t->sp_row_ptr);
+    if (t->lr_a)
+        lc_tensor_release(t->lr_a);
+    if (t->lr_b)
+        lc_tensor_release(t->lr_b);
+    free(t->lr_a);
+    free(t->lr_b);
     memset(t, 0, sizeof *t);
 }
 

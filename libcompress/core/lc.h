@@ -146,6 +146,7 @@ typedef enum lc_encoding {
     LC_ENC_QUANT = 1,  /* group-quantized integer codes (see lc_qform) */
     LC_ENC_SPARSE_NM = 2,   /* N:M: N kept values of every M, plus their in-group positions */
     LC_ENC_SPARSE_MASK = 3, /* unstructured: bitmask of kept positions plus the kept values */
+    LC_ENC_LOWRANK = 4,     /* no base: the tensor is its low-rank term A B alone */
 } lc_encoding;
 
 typedef enum lc_dtype {
@@ -212,6 +213,13 @@ typedef struct lc_tensor {
     size_t sp_idx_bytes;
     uint64_t *sp_row_ptr;  /* mask only: rows + 1 entries */
     int64_t sp_nnz;        /* kept values (N:M: rows * in * N / M) */
+    /* Low-rank term (docs/FORMAT.md "Low-rank term"), any 2-D encoding:
+     * W = base + A B, A [rows, lr_rank] and B [lr_rank, in], each dense or
+     * LC_ENC_QUANT with no term of its own; owned, released with the tensor.
+     * lr_rank 0: no term.  enc == LC_ENC_LOWRANK: no base (W = A B; data,
+     * scales, ... unused). */
+    int lr_rank;
+    struct lc_tensor *lr_a, *lr_b;
 } lc_tensor;
 
 void lc_tensor_release(lc_tensor *t);
@@ -225,6 +233,7 @@ static inline int lc_tensor_is_quantized(const lc_tensor *t)
 {
     return t->enc == LC_ENC_QUANT || (lc_tensor_is_sparse(t) && t->bits);
 }
+static inline int lc_tensor_has_lowrank(const lc_tensor *t) { return t->lr_rank > 0; }
 /* Element count, checked before multiplying: -1 for a rank outside
  * [1, LC_MAX_DIMS], a dimension outside [1, LC_MAX_NUMEL] or more than
  * LC_MAX_NUMEL elements (shapes come from files). */

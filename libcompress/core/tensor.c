@@ -4,6 +4,7 @@
 #include "core/tensor.h"
 #include "core/sparse.h"
 #include "core/sparse_bits.h"
+#include "core/lc_cblas.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -11,7 +12,17 @@
 
 static size_t quant_row_bytes(int64_t cols, int bits) { return (size_t)((cols * bits + 7) / 8); }
 
+static size_t base_stored_bytes(const lc_tensor *t);
+
 size_t lc_tensor_stored_bytes(const lc_tensor *t)
+{
+    size_t n = t->enc == LC_ENC_LOWRANK ? 0 : base_stored_bytes(t);
+    if (lc_tensor_has_lowrank(t) && t->lr_a && t->lr_b)
+        n += base_stored_bytes(t->lr_a) + base_stored_bytes(t->lr_b);
+    return n;
+}
+
+static size_t base_stored_bytes(const lc_tensor *t)
 {
     if (t->enc == LC_ENC_DENSE)
         return t->data_bytes;
@@ -30,17 +41,74 @@ static const char *qform_name(lc_qform q)
     return q == LC_QF_SYM ? "sym" : q == LC_QF_MIN ? "min" : q == LC_QF_ZERO ? "zero" : "?";
 }
 
-void lc_tensor_encoding_str(const lc_tensor *t, char *buf, size_t n)
+static void base_encoding_str(const lc_tensor *t, char *buf, size_t n)
 {
     if (t->enc == LC_ENC_DENSE)
         snprintf(buf, n, "%s", lc_dtype_name(t->dtype));
     else if (lc_tensor_is_sparse(t))
         lc_sparse_encoding_str(t, buf, n);
+    else if (t->enc == LC_ENC_LOWRANK)
+        snprintf(buf, n, "%s", "");
     else
         snprintf(buf, n, "q%d-%s-g%d", t->bits, qform_name(t->qform), t->group);
 }
 
+/* BASE+lrK, or lrK alone; factor values other than f32 in brackets
+ * (A's, then B's when they differ): "q3-zero-g128+lr32[q8-sym-g32]". */
+void lc_tensor_encoding_str(const lc_tensor *t, char *buf, size_t n)
+{
+    base_encoding_str(t, buf, n);
+    if (!lc_tensor_has_lowrank(t) || !t->lr_a || !t->lr_b)
+        return;
+    char a[64], b[64], fac[140] = "";
+    base_encoding_str(t->lr_a, a, sizeof a);
+    base_encoding_str(t->lr_b, b, sizeof b);
+    if (strcmp(a, b) != 0)
+        snprintf(fac, sizeof fac, "[%s,%s]", a, b);
+    else if (strcmp(a, "f32") != 0)
+        snprintf(fac, sizeof fac, "[%s]", a);
+    size_t used = strlen(buf);
+    snprintf(buf + used, n > used ? n - used : 0, "%slr%d%s", used ? "+" : "", t->lr_rank, fac);
+}
+
+static int base_validate(const lc_tensor *t);
+
+/* A factor of a low-rank term: 2-D, dense or quantized, no term of its own. */
+static int factor_validate(const lc_tensor *t, const lc_tensor *f, const char *which, int64_t rows, int64_t cols)
+{
+    if (!f)
+        return lc_error("tensor '%s': low-rank factor %s missing", t->name, which);
+    if (f->ndim != 2 || f->shape[0] != rows || f->shape[1] != cols)
+        return lc_error("tensor '%s': low-rank factor %s must be [%lld, %lld]", t->name, which, (long long)rows,
+                        (long long)cols);
+    if (f->enc != LC_ENC_DENSE && f->enc != LC_ENC_QUANT)
+        return lc_error("tensor '%s': low-rank factor %s must be dense or quantized", t->name, which);
+    if (f->lr_rank || f->lr_a || f->lr_b)
+        return lc_error("tensor '%s': low-rank factor %s has a low-rank term of its own", t->name, which);
+    return base_validate(f) ? lc_error_prefix("tensor '%s': low-rank factor %s", t->name, which) : 0;
+}
+
 int lc_tensor_validate(const lc_tensor *t)
+{
+    if (t->enc != LC_ENC_LOWRANK && base_validate(t))
+        return -1;
+    if (t->enc == LC_ENC_LOWRANK && (t->ndim != 2 || base_validate(t)))
+        return t->ndim != 2 ? lc_error("tensor '%s': a low-rank tensor must be 2-D", t->name) : -1;
+    if (!lc_tensor_has_lowrank(t)) {
+        if (t->enc == LC_ENC_LOWRANK || t->lr_a || t->lr_b || t->lr_rank < 0)
+            return lc_error("tensor '%s': low-rank rank %d", t->name, t->lr_rank);
+        return 0;
+    }
+    if (t->ndim != 2)
+        return lc_error("tensor '%s': a low-rank term needs a 2-D tensor", t->name);
+    int64_t rows = t->shape[0], cols = t->shape[1];
+    if (t->lr_rank > (rows < cols ? rows : cols))
+        return lc_error("tensor '%s': rank %d above min(%lld, %lld)", t->name, t->lr_rank, (long long)rows,
+                        (long long)cols);
+    return factor_validate(t, t->lr_a, "A", rows, t->lr_rank) || factor_validate(t, t->lr_b, "B", t->lr_rank, cols);
+}
+
+static int base_validate(const lc_tensor *t)
 {
     if (t->ndim < 1 || t->ndim > LC_MAX_DIMS)
         return lc_error("tensor '%s': rank %d outside [1, %d]", t->name, t->ndim, LC_MAX_DIMS);
@@ -62,6 +130,8 @@ int lc_tensor_validate(const lc_tensor *t)
     }
     if (lc_tensor_is_sparse(t))
         return lc_sparse_validate(t);
+    if (t->enc == LC_ENC_LOWRANK)
+        return 0;
     if (t->enc != LC_ENC_QUANT)
         return lc_error("tensor '%s': unknown encoding %d", t->name, (int)t->enc);
     if (t->bits < 2 || t->bits > 8)
@@ -160,6 +230,12 @@ int lc_tensor_copy(lc_tensor *dst, const lc_tensor *src)
     dst->zeros = dup_bytes(src->zeros, src->n_groups, &bad);
     dst->sp_idx = dup_bytes(src->sp_idx, src->sp_idx_bytes, &bad);
     dst->sp_row_ptr = src->sp_row_ptr ? dup_bytes(src->sp_row_ptr, ((size_t)lc_tensor_rows(src) + 1) * 8, &bad) : NULL;
+    dst->lr_a = dst->lr_b = NULL;
+    const lc_tensor *fs[2] = {src->lr_a, src->lr_b};
+    lc_tensor **fd[2] = {&dst->lr_a, &dst->lr_b};
+    for (int i = 0; i < 2 && !bad; i++)
+        if (fs[i] && (!(*fd[i] = lc_calloc(1, sizeof(lc_tensor))) || lc_tensor_copy(*fd[i], fs[i])))
+            bad = 1; /* a failed copy has released itself; the zeroed struct is freed below */
     if (bad) {
         lc_tensor_release(dst);
         return -1;
@@ -167,10 +243,33 @@ int lc_tensor_copy(lc_tensor *dst, const lc_tensor *src)
     return 0;
 }
 
+static int base_to_f32(const lc_tensor *t, float *out);
+
 int lc_tensor_to_f32(const lc_tensor *t, float *out)
 {
     if (lc_tensor_validate(t))
         return -1;
+    if (t->enc == LC_ENC_LOWRANK)
+        memset(out, 0, (size_t)lc_tensor_numel(t) * sizeof *out);
+    else if (base_to_f32(t, out))
+        return -1;
+    if (!lc_tensor_has_lowrank(t))
+        return 0;
+    /* out += A B, one sgemm over the decoded factors */
+    int64_t rows = t->shape[0], cols = t->shape[1], k = t->lr_rank;
+    float *a = lc_malloc((size_t)(rows * k) * sizeof *a), *b = lc_malloc((size_t)(k * cols) * sizeof *b);
+    int rc = -1;
+    if (a && b && base_to_f32(t->lr_a, a) == 0 && base_to_f32(t->lr_b, b) == 0) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, (int)cols, (int)k, 1.0f, a, (int)k, b,
+                    (int)cols, 1.0f, out, (int)cols);
+        rc = 0;
+    }
+    free(a), free(b);
+    return rc;
+}
+
+static int base_to_f32(const lc_tensor *t, float *out)
+{
     int64_t n = lc_tensor_numel(t);
     if (t->enc == LC_ENC_DENSE) {
         if (t->dtype == LC_DT_F32) {
@@ -207,7 +306,19 @@ int lc_tensor_to_f32(const lc_tensor *t, float *out)
     return 0;
 }
 
+static int64_t base_count_nonfinite(const lc_tensor *t);
+
 int64_t lc_tensor_count_nonfinite(const lc_tensor *t)
+{
+    int64_t bad = t->enc == LC_ENC_LOWRANK ? 0 : base_count_nonfinite(t);
+    if (t->lr_a)
+        bad += base_count_nonfinite(t->lr_a);
+    if (t->lr_b)
+        bad += base_count_nonfinite(t->lr_b);
+    return bad;
+}
+
+static int64_t base_count_nonfinite(const lc_tensor *t)
 {
     int64_t bad = 0;
     if (t->enc == LC_ENC_DENSE) {

@@ -29,6 +29,7 @@ struct lc_container {
     char digest[17];
     char **names;         /* tensor names in file order */
     int n_names, cap_names;
+    int version;          /* format_version read, or written so far */
 };
 
 /* ---- HDF5 plumbing -------------------------------------------------------- */
@@ -419,8 +420,9 @@ static int open_common(lc_container *c)
         return lc_error("%s: not a libcompress container (format '%s')", p, fmt);
     if (attr_read_int(c->file, "format_version", &ver, p))
         return -1;
-    if (ver != LC_FORMAT_VERSION)
-        return lc_error("%s: container format version %d, this build reads %d", p, ver, LC_FORMAT_VERSION);
+    if (ver < 1 || ver > LC_FORMAT_VERSION)
+        return lc_error("%s: container format version %d, this build reads 1 to %d", p, ver, LC_FORMAT_VERSION);
+    c->version = ver;
     if (H5Lexists(c->file, "tensors", H5P_DEFAULT) <= 0 ||
         (c->tensors = H5Gopen2(c->file, "tensors", H5P_DEFAULT)) < 0)
         return lc_error("%s: missing group /tensors", p);
@@ -656,13 +658,14 @@ int lc_container_create(const char *path, lc_container **out)
     c->tensors = H5Gcreate2(c->file, "tensors", H5P_DEFAULT, gcpl, H5P_DEFAULT);
     H5Pclose(gcpl);
     if (c->tensors < 0 || attr_str(c->file, "format", LC_FORMAT_NAME, path) ||
-        attr_int(c->file, "format_version", LC_FORMAT_VERSION, path) ||
+        attr_int(c->file, "format_version", 1, path) ||
         attr_str(c->file, "library_version", LC_VERSION, path)) {
         if (c->tensors < 0)
             lc_error("cannot create '%s': %s", path, h5_detail());
         lc_container_abort(c);
         return -1;
     }
+    c->version = 1;
     *out = c;
     return 0;
 }
@@ -803,6 +806,7 @@ int lc_container_memory_image(lc_container *c, uint8_t **buf, size_t *len)
 }
 
 const char *lc_container_path(const lc_container *c) { return c->path; }
+int lc_container_format_version(const lc_container *c) { return c->version; }
 
 const char *lc_container_digest(lc_container *c)
 {
@@ -1238,6 +1242,10 @@ static int read_sparse_data(hid_t g, lc_tensor *t, const char *ctx)
     return 0;
 }
 
+static int write_body(hid_t g, const lc_tensor *t, const char *ctx);
+static int write_factor(hid_t g, const char *name, const lc_tensor *f, const char *ctx);
+static int need_version(lc_container *c, int v);
+
 int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
 {
     if (!valid_name(t->name))
@@ -1254,8 +1262,24 @@ int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
     hid_t g = group_create(c->tensors, t->name);
     if (g < 0)
         return lc_error("%s: cannot create group: %s", ctx, h5_detail());
+    int rc = write_body(g, t, ctx);
+    if (!rc && lc_tensor_has_lowrank(t)) {
+        rc = attr_int(g, "lowrank_rank", t->lr_rank, ctx) || write_factor(g, "lowrank_a", t->lr_a, ctx) ||
+             write_factor(g, "lowrank_b", t->lr_b, ctx) || need_version(c, 2);
+    }
+    H5Gclose(g);
+    if (rc)
+        return -1;
+    return add_name(c, t->name);
+}
+
+/* The encoding attributes and datasets of one tensor (or factor) group. */
+static int write_body(hid_t g, const lc_tensor *t, const char *ctx)
+{
     int rc;
-    if (t->enc == LC_ENC_DENSE) {
+    if (t->enc == LC_ENC_LOWRANK) {
+        rc = attr_str(g, "encoding", "lowrank", ctx) || attr_i64_array(g, "shape", t->shape, t->ndim, ctx);
+    } else if (t->enc == LC_ENC_DENSE) {
         hsize_t dims[LC_MAX_DIMS];
         for (int i = 0; i < t->ndim; i++)
             dims[i] = (hsize_t)t->shape[i];
@@ -1278,10 +1302,31 @@ int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
              (t->qform == LC_QF_MIN && dset_write(g, "mins", t_f16, t_f16, 2, sd, t->mins, ctx)) ||
              (t->qform == LC_QF_ZERO && dset_write(g, "zeros", H5T_STD_U8LE, H5T_NATIVE_UINT8, 2, sd, t->zeros, ctx));
     }
-    H5Gclose(g);
-    if (rc)
-        return -1;
-    return add_name(c, t->name);
+    return rc;
+}
+
+static int write_factor(hid_t g, const char *name, const lc_tensor *f, const char *ctx)
+{
+    hid_t fg = group_create(g, name);
+    if (fg < 0)
+        return lc_error("%s: cannot create group '%s': %s", ctx, name, h5_detail());
+    char fctx[LC_NAME_MAX + 700];
+    snprintf(fctx, sizeof fctx, "%s: %s", ctx, name);
+    int rc = write_body(fg, f, fctx);
+    H5Gclose(fg);
+    return rc;
+}
+
+/* A file holding a low-rank term is format 2 (an older reader would read
+ * the base alone); the root attribute is raised when the first is written. */
+static int need_version(lc_container *c, int v)
+{
+    if (c->version >= v)
+        return 0;
+    if (H5Adelete(c->file, "format_version") < 0 || attr_int(c->file, "format_version", v, c->path))
+        return lc_error("%s: cannot set format_version %d: %s", c->path, v, h5_detail());
+    c->version = v;
+    return 0;
 }
 
 /* Read shape/encoding attributes of an open tensor group into t. */
@@ -1329,6 +1374,10 @@ static int read_meta(hid_t g, lc_tensor *t, const char *ctx)
     } else if (strcmp(enc, "sparse_nm") == 0 || strcmp(enc, "sparse_mask") == 0) {
         if (read_sparse_meta(g, t, enc[7] == 'n', ctx))
             return -1;
+    } else if (strcmp(enc, "lowrank") == 0) {
+        t->enc = LC_ENC_LOWRANK;
+        if (t->ndim != 2)
+            return lc_error("%s: a low-rank tensor must be 2-D (rank %d)", ctx, t->ndim);
     } else {
         return lc_error("%s: unknown encoding '%s'", ctx, enc);
     }
@@ -1356,14 +1405,19 @@ static hid_t open_tensor(lc_container *c, const char *name, lc_tensor *t, char *
     return g;
 }
 
+static int read_tree(lc_container *c, hid_t g, lc_tensor *t, const char *ctx, int data);
+static int read_body(hid_t g, lc_tensor *t, const char *ctx);
+
 int lc_container_tensor_info(lc_container *c, const char *name, lc_tensor *t)
 {
     char ctx[LC_NAME_MAX + 600];
     hid_t g = open_tensor(c, name, t, ctx, sizeof ctx);
     if (g < 0)
         return -1;
-    int rc = read_meta(g, t, ctx) || validate_read(c, t) ? -1 : 0;
+    int rc = read_tree(c, g, t, ctx, 0);
     H5Gclose(g);
+    if (rc)
+        lc_tensor_release(t);
     return rc;
 }
 
@@ -1373,13 +1427,21 @@ int lc_container_read_tensor(lc_container *c, const char *name, lc_tensor *t)
     hid_t g = open_tensor(c, name, t, ctx, sizeof ctx);
     if (g < 0)
         return -1;
+    int rc = read_tree(c, g, t, ctx, 1);
+    H5Gclose(g);
+    if (rc)
+        lc_tensor_release(t);
+    return rc;
+}
+
+/* The datasets of one tensor (or factor) group whose metadata is in t. */
+static int read_body(hid_t g, lc_tensor *t, const char *ctx)
+{
     int rc = -1;
-    if (read_meta(g, t, ctx) || validate_read(c, t))
-        goto out;
-    if (lc_tensor_is_sparse(t)) {
-        rc = read_sparse_data(g, t, ctx) || validate_read(c, t) ? -1 : 0;
-        goto out;
-    }
+    if (t->enc == LC_ENC_LOWRANK)
+        return 0;
+    if (lc_tensor_is_sparse(t))
+        return read_sparse_data(g, t, ctx);
     if (t->enc == LC_ENC_DENSE ? dset_plausible(g, "data", dtype_h5(t->dtype), (size_t)lc_tensor_numel(t), ctx)
                                : dset_plausible(g, "codes", H5T_STD_U8LE, t->data_bytes, ctx))
         goto out;
@@ -1409,10 +1471,63 @@ int lc_container_read_tensor(lc_container *c, const char *name, lc_tensor *t)
     }
     rc = 0;
 out:
-    H5Gclose(g);
-    if (rc)
-        lc_tensor_release(t);
     return rc;
+}
+
+/* A tensor group: its metadata, its low-rank factors' (format 2), and,
+ * when `data`, every dataset; validated before anything is allocated from
+ * it and again once read.  On failure t may hold parts (the caller
+ * releases it). */
+static int read_tree(lc_container *c, hid_t g, lc_tensor *t, const char *ctx, int data)
+{
+    if (read_meta(g, t, ctx))
+        return -1;
+    if (H5Aexists(g, "lowrank_rank") > 0) {
+        if (c->version < 2)
+            return lc_error("%s: a low-rank term in a format %d file", ctx, c->version);
+        if (attr_read_int(g, "lowrank_rank", &t->lr_rank, ctx))
+            return -1;
+        if (t->lr_rank < 1)
+            return lc_error("%s: low-rank rank %d", ctx, t->lr_rank);
+        static const char *const names[2] = {"lowrank_a", "lowrank_b"};
+        lc_tensor **dst[2] = {&t->lr_a, &t->lr_b};
+        for (int i = 0; i < 2; i++) {
+            char fctx[LC_NAME_MAX + 700];
+            snprintf(fctx, sizeof fctx, "%s: %s", ctx, names[i]);
+            if (H5Lexists(g, names[i], H5P_DEFAULT) <= 0)
+                return lc_error("%s: missing", fctx);
+            if (!(*dst[i] = lc_calloc(1, sizeof(lc_tensor))))
+                return -1;
+            snprintf((*dst[i])->name, sizeof (*dst[i])->name, "%s", names[i]);
+            hid_t fg = H5Gopen2(g, names[i], H5P_DEFAULT);
+            if (fg < 0)
+                return lc_error("%s: cannot open: %s", fctx, h5_detail());
+            int rc = read_meta(fg, *dst[i], fctx);
+            H5Gclose(fg);
+            if (rc)
+                return -1;
+        }
+    } else if (t->enc == LC_ENC_LOWRANK) {
+        return lc_error("%s: encoding 'lowrank' without a rank", ctx);
+    }
+    if (validate_read(c, t))
+        return -1;
+    if (!data)
+        return 0;
+    if (read_body(g, t, ctx))
+        return -1;
+    for (int i = 0; i < 2 && t->lr_rank; i++) {
+        const char *name = i ? "lowrank_b" : "lowrank_a";
+        char fctx[LC_NAME_MAX + 700];
+        snprintf(fctx, sizeof fctx, "%s: %s", ctx, name);
+        hid_t fg = H5Gopen2(g, name, H5P_DEFAULT);
+        int rc = fg < 0 ? lc_error("%s: cannot open: %s", fctx, h5_detail()) : read_body(fg, i ? t->lr_b : t->lr_a, fctx);
+        if (fg >= 0)
+            H5Gclose(fg);
+        if (rc)
+            return -1;
+    }
+    return validate_read(c, t);
 }
 
 int lc_container_copy_tensor(lc_container *src, lc_container *dst, const char *name)

@@ -1,5 +1,5 @@
 /*
- * The libcompress container (HDF5), version 1.  The layout is specified in
+ * The libcompress container (HDF5), versions 1 and 2.  The layout is specified in
  * docs/FORMAT.md; this is the only code that touches HDF5 directly.
  *
  * Paths: "-" means stdin (open) or stdout (create).  Through a pipe the whole
@@ -28,7 +28,8 @@
 #include "core/tokenizer.h"
 
 #define LC_FORMAT_NAME "libcompress-container"
-#define LC_FORMAT_VERSION 1
+/* Versions this build reads: 1, and 2 (tensors with a low-rank term). */
+#define LC_FORMAT_VERSION 2
 
 typedef struct lc_container lc_container;
 
@@ -51,6 +52,8 @@ int lc_container_close(lc_container *c);
 void lc_container_abort(lc_container *c);
 
 const char *lc_container_path(const lc_container *c);
+/* The file's format_version (a writer: 1, raised to 2 by a low-rank term). */
+int lc_container_format_version(const lc_container *c);
 /* XXH64 of the input bytes as 16 hex digits (readers only). */
 const char *lc_container_digest(lc_container *c);
 

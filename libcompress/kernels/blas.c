@@ -1,7 +1,7 @@
 /* Which OpenBLAS kernels run, and which should (kernels/blas.h). */
 #include "kernels/blas.h"
 #include "core/cpu.h"
-#include "kernels/lc_cblas.h"
+#include "core/lc_cblas.h"
 
 #include <string.h>
 #include <strings.h>

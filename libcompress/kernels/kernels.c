@@ -6,7 +6,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "kernels/lc_cblas.h"
+#include "core/lc_cblas.h"
 
 #define T_AVX2 "avx2,fma,f16c"
 #define T_AVX512 "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"
@@ -24,22 +24,50 @@ INL int qzero(const lc_wmat *w, size_t gi)
 }
 
 static const char *const fmt_names[LC_WF_COUNT] = {"f32", "f16", "bf16", "q8", "q4", "qbits",
-                                                   "nm", "nm-q", "mask", "mask-q"};
+                                                   "nm", "nm-q", "mask", "mask-q", "zero"};
 
 const char *lc_wfmt_name(lc_wfmt fmt) { return fmt >= 0 && fmt < LC_WF_COUNT ? fmt_names[fmt] : "?"; }
 
 /* ---- views --------------------------------------------------------------- */
 
+static int base_view(lc_wmat *w, const lc_tensor *t);
+
 int lc_wmat_from_tensor(lc_wmat *w, const lc_tensor *t)
+{
+    memset(w, 0, sizeof *w);
+    if (lc_tensor_has_lowrank(t))
+        return lc_error("tensor '%s': a low-rank term needs views for its factors", t->name);
+    return lc_wmat_from_tensor_lr(w, t, NULL);
+}
+
+int lc_wmat_from_tensor_lr(lc_wmat *w, const lc_tensor *t, lc_wmat fac[2])
 {
     memset(w, 0, sizeof *w);
     if (t->ndim < 1 || t->ndim > 2)
         return lc_error("tensor '%s': rank %d is not a matrix", t->name, t->ndim);
-    if (lc_tensor_validate(t))
+    if (lc_tensor_validate(t) || base_view(w, t))
         return -1;
+    if (!lc_tensor_has_lowrank(t))
+        return 0;
+    if (!fac)
+        return lc_error("tensor '%s': a low-rank term needs views for its factors", t->name);
+    if (base_view(&fac[0], t->lr_a) || base_view(&fac[1], t->lr_b))
+        return lc_error_prefix("tensor '%s': low-rank factor", t->name);
+    w->lr_rank = t->lr_rank, w->lr_a = &fac[0], w->lr_b = &fac[1];
+    return 0;
+}
+
+/* The view of t's base (its encoding without the low-rank term). */
+static int base_view(lc_wmat *w, const lc_tensor *t)
+{
+    memset(w, 0, sizeof *w);
     w->rows = lc_tensor_rows(t);
     w->cols = lc_tensor_cols(t);
     w->data = t->data;
+    if (t->enc == LC_ENC_LOWRANK) {
+        w->fmt = LC_WF_ZERO;
+        return 0;
+    }
     if (t->enc == LC_ENC_DENSE) {
         w->fmt = t->dtype == LC_DT_F32 ? LC_WF_F32 : t->dtype == LC_DT_F16 ? LC_WF_F16 : LC_WF_BF16;
         w->row_bytes = (size_t)w->cols * lc_dtype_size(t->dtype);
@@ -57,8 +85,20 @@ int lc_wmat_from_tensor(lc_wmat *w, const lc_tensor *t)
     return 0;
 }
 
+static size_t base_bytes(const lc_wmat *w);
+
 size_t lc_wmat_bytes(const lc_wmat *w)
 {
+    size_t n = base_bytes(w);
+    if (w->lr_rank)
+        n += base_bytes(w->lr_a) + base_bytes(w->lr_b);
+    return n;
+}
+
+static size_t base_bytes(const lc_wmat *w)
+{
+    if (w->fmt == LC_WF_ZERO)
+        return 0;
     if (w->fmt >= LC_WF_NM)
         return w->sp_bytes;
     size_t n = w->row_bytes * (size_t)w->rows, g = (size_t)w->rows * (size_t)w->gpr;
@@ -69,6 +109,10 @@ size_t lc_wmat_bytes(const lc_wmat *w)
 
 void lc_wmat_rows_f32(const lc_wmat *w, int64_t r0, int64_t r1, float *out)
 {
+    if (w->lr_rank) {
+        lc_lowrank_rows_f32(w, r0, r1, out);
+        return;
+    }
     int64_t n = w->cols;
     for (int64_t r = r0; r < r1; r++, out += n) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
@@ -90,6 +134,7 @@ void lc_wmat_rows_f32(const lc_wmat *w, int64_t r0, int64_t r1, float *out)
         case LC_WF_NM_Q:
         case LC_WF_MASK:
         case LC_WF_MASK_Q: lc_sparse_row_f32(w, r, out); break;
+        case LC_WF_ZERO: memset(out, 0, (size_t)n * sizeof *out); break;
         default:
             for (int g = 0; g < w->gpr; g++) {
                 size_t gi = (size_t)r * (size_t)w->gpr + (size_t)g;
@@ -109,6 +154,15 @@ void lc_wmat_rows_f32(const lc_wmat *w, int64_t r0, int64_t r1, float *out)
 
 void lc_matvec_ref(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1)
 {
+    if (w->lr_rank) {
+        lc_lowrank_matvec(w, x, y, r0, r1, LC_ISA_SCALAR, 1);
+        return;
+    }
+    if (w->fmt == LC_WF_ZERO) {
+        for (int64_t r = r0; r < r1; r++)
+            y[r] = 0.f;
+        return;
+    }
     int64_t n = w->cols;
     for (int64_t r = r0; r < r1; r++) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
@@ -513,6 +567,7 @@ static const lc_matvec_fn kernels[LC_WF_COUNT][3] = {
     [LC_WF_NM_Q] = {lc_matvec_ref, lc_matvec_nmq_avx2, lc_matvec_nmq_avx512},
     [LC_WF_MASK] = {lc_matvec_ref, lc_matvec_mask_avx2, lc_matvec_mask_avx512},
     [LC_WF_MASK_Q] = {lc_matvec_ref, lc_matvec_maskq_avx2, NULL},
+    [LC_WF_ZERO] = {lc_matvec_ref, NULL, NULL},
 };
 
 lc_matvec_fn lc_matvec_kernel(lc_wfmt fmt, lc_isa isa)
@@ -524,6 +579,10 @@ lc_matvec_fn lc_matvec_kernel(lc_wfmt fmt, lc_isa isa)
 
 void lc_matvec(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1, lc_isa isa)
 {
+    if (w->lr_rank) {
+        lc_lowrank_matvec(w, x, y, r0, r1, isa, 0);
+        return;
+    }
     int i = isa > LC_ISA_AVX512 ? LC_ISA_AVX512 : isa < 0 ? 0 : (int)isa;
     while (i > 0 && !kernels[w->fmt][i])
         i--;
@@ -606,11 +665,26 @@ void lc_vaxpy(float *y, float a, const float *x, int n, lc_isa isa)
 
 void lc_matmul(const lc_wmat *w, const float *X, int n, float *Y, int ldy, float *scratch, size_t scratch_floats)
 {
+    if (w->lr_rank)
+        lc_lowrank_matmul(w, X, n, Y, ldy, scratch, scratch_floats);
+    else
+        lc_matmul_beta(w, X, n, Y, ldy, 0.0f, scratch, scratch_floats);
+}
+
+void lc_matmul_beta(const lc_wmat *w, const float *X, int n, float *Y, int ldy, float beta, float *scratch,
+                    size_t scratch_floats)
+{
     int rows = (int)w->rows, cols = (int)w->cols;
+    if (w->fmt == LC_WF_ZERO) {
+        for (int i = 0; i < n; i++)
+            for (int r = 0; r < rows; r++)
+                Y[(size_t)i * (size_t)ldy + (size_t)r] = beta == 0.0f ? 0.0f : beta * Y[(size_t)i * (size_t)ldy + (size_t)r];
+        return;
+    }
     if (w->fmt == LC_WF_F32) {
         /* Y [n, rows] = X [n, cols] . W^T (W [rows, cols] row-major) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, rows, cols, 1.0f, X, cols, (const float *)w->data,
-                    cols, 0.0f, Y, ldy);
+                    cols, beta, Y, ldy);
         return;
     }
     /* Other encodings: decode a panel of rows to f32, one sgemm per panel. */
@@ -621,6 +695,6 @@ void lc_matmul(const lc_wmat *w, const float *X, int n, float *Y, int ldy, float
         int64_t r1 = r0 + panel < rows ? r0 + panel : rows;
         lc_wmat_rows_f32(w, r0, r1, scratch);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, (int)(r1 - r0), cols, 1.0f, X, cols, scratch, cols,
-                    0.0f, Y + r0, ldy);
+                    beta, Y + r0, ldy);
     }
 }

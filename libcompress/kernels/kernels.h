@@ -49,6 +49,7 @@ typedef enum lc_wfmt {
     LC_WF_NM_Q,      /* N:M sparse, kept values as quantized codes */
     LC_WF_MASK,      /* bitmask sparse, kept values of type vdtype (LC_ENC_SPARSE_MASK) */
     LC_WF_MASK_Q,    /* bitmask sparse, kept values as quantized codes */
+    LC_WF_ZERO,      /* no base: all zeros (a tensor that is its low-rank term alone) */
     LC_WF_COUNT
 } lc_wfmt;
 
@@ -75,11 +76,21 @@ typedef struct lc_wmat {
     size_t idx_row_bytes;
     const uint64_t *row_ptr;   /* mask: first kept value of each row [rows + 1] */
     size_t sp_bytes;           /* bytes as stored (lc_tensor_stored_bytes) */
+    /* Low-rank term: W = base + A B, A [rows, lr_rank], B [lr_rank, cols],
+     * views kept by the caller of lc_wmat_from_tensor_lr (dense or
+     * quantized formats).  The base is the rest of the view (LC_WF_ZERO when
+     * there is none).  lr_rank 0: no term. */
+    int lr_rank;
+    const struct lc_wmat *lr_a, *lr_b;
 } lc_wmat;
 
 /* View a 2-D tensor (or a 1-D one as a single row).  The tensor must outlive
- * the view.  Fails for encodings the kernels do not handle. */
+ * the view.  Fails for encodings the kernels do not handle, and for a
+ * tensor with a low-rank term, whose factor views need a home: */
 int lc_wmat_from_tensor(lc_wmat *w, const lc_tensor *t);
+/* The same for any tensor; the factors' views go to fac[0] (A) and fac[1]
+ * (B), which must outlive w (and stay where they are). */
+int lc_wmat_from_tensor_lr(lc_wmat *w, const lc_tensor *t, lc_wmat fac[2]);
 /* Bytes of the matrix as stored (codes + scales + mins + zeros). */
 size_t lc_wmat_bytes(const lc_wmat *w);
 
@@ -124,6 +135,29 @@ void lc_matvec_nmq_avx512(const lc_wmat *w, const float *x, float *y, int64_t r0
 void lc_matvec_mask_avx2(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lc_matvec_mask_avx512(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
 void lc_matvec_maskq_avx2(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1);
+
+/* Low-rank term (kernels/lowrank.c).  A matvec is two steps: t = B x once
+ * (rank floats; lc_matvec on *w->lr_b), then, for any row range,
+ * y[r] = base[r,:] . x + A[r,:] . t.  lc_lowrank_add does the second half:
+ * y[r] += A[r,:] . t for r in [r0, r1).  lc_matvec and lc_matvec_ref on a
+ * view with a term do both steps themselves (t recomputed per call, with
+ * the same kernels, or the reference ones); the decode loop calls
+ * lc_lowrank_add so that t is computed once per token.  Prefill
+ * (lc_matmul) is base sgemm + T = X B^T + Y += T A^T. */
+void lc_lowrank_add(const lc_wmat *w, const float *t, float *y, int64_t r0, int64_t r1, lc_isa isa);
+void lc_lowrank_matvec(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r1, lc_isa isa, int ref);
+void lc_lowrank_rows_f32(const lc_wmat *w, int64_t r0, int64_t r1, float *out);
+void lc_lowrank_matmul(const lc_wmat *w, const float *X, int n, float *Y, int ldy, float *scratch, size_t scratch_floats);
+/* The view without its term (the base alone). */
+static inline lc_wmat lc_wmat_base(const lc_wmat *w)
+{
+    lc_wmat b = *w;
+    b.lr_rank = 0, b.lr_a = b.lr_b = NULL;
+    return b;
+}
+/* Y[n, rows] = X W^T + beta Y, any format without a term (lc_matmul's body). */
+void lc_matmul_beta(const lc_wmat *w, const float *X, int n, float *Y, int ldy, float beta, float *scratch,
+                    size_t scratch_floats);
 
 /* Small vector helpers with SIMD paths (isa capped by caller). */
 float lc_vdot(const float *a, const float *b, int n, lc_isa isa);

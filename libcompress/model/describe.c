@@ -109,7 +109,7 @@ static int describe_json(lc_container *c, const lc_config *cfg, int nvocab, cons
                                cfg->tied_embeddings, "bos_id", cfg->bos_id, "eos_id", cfg->eos_id);
     double bpw = tw ? 8.0 * (double)tb / (double)tw : 0;
     json_t *doc = json_pack("{s:o, s:i, s:o, s:{s:s, s:i, s:s}, s:o, s:{s:I, s:I, s:f}, s:o}", "file",
-                            lc_json_string(lc_container_path(c)), "format_version", LC_FORMAT_VERSION, "config",
+                            lc_json_string(lc_container_path(c)), "format_version", lc_container_format_version(c), "config",
                             config, "tokenizer", "model", "sentencepiece-bpe", "n_vocab", nvocab, "digest", tdig,
                             "tensors", tensors, "total", "weights", (json_int_t)tw, "bytes", (json_int_t)tb, "bpw",
                             round(bpw * 1e4) / 1e4, "lineage", lineage);
@@ -147,7 +147,7 @@ int lc_describe(lc_container *c, lc_out_fmt fmt, int checked, FILE *f)
         lc_table_free(t);
         goto done;
     }
-    fprintf(f, "container: %s (libcompress format %d)\n", lc_container_path(c), LC_FORMAT_VERSION);
+    fprintf(f, "container: %s (libcompress format %d)\n", lc_container_path(c), lc_container_format_version(c));
     fprintf(f, "architecture: %s\n  dim %d  layers %d  heads %d  kv_heads %d  head_dim %d  ffn_dim %d\n"
                "  vocab %d  max_seq_len %d  rope_theta %g  norm_eps %g  tied_embeddings %s  bos %d  eos %d\n",
             cfg.arch, cfg.dim, cfg.n_layers, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.ffn_dim, cfg.vocab_size,

@@ -27,7 +27,7 @@
 #include <unistd.h>
 #include <time.h>
 
-#include "kernels/lc_cblas.h"
+#include "core/lc_cblas.h"
 
 #define N_BATCH 512     /* prefill chunk (tokens per pass) */
 #define ATT_BLOCK 128   /* query rows per attention sgemm block */
@@ -37,6 +37,7 @@
 
 typedef struct layer_w {
     lc_wmat wq, wk, wv, wo, wg, wu, wd;
+    lc_wmat fac[7][2];   /* views of low-rank factors, in the order above */
     const float *attn_norm, *ffn_norm;
 } layer_w;
 
@@ -48,6 +49,7 @@ struct lc_model {
     const float *norm;    /* final norm */
     layer_w *L;
     lc_wmat emb, out;
+    lc_wmat emb_fac[2], out_fac[2];
     lc_pool *pool;
     int n_threads;
     lc_isa isa;
@@ -99,16 +101,16 @@ static int read_checked(lc_container *c, const lc_config *cfg, const char *name,
 }
 
 /* Load a linear weight into the model's tensor table and make a view. */
-static int load_matrix(lc_model *m, lc_container *c, const char *name, lc_wmat *w)
+static int load_matrix(lc_model *m, lc_container *c, const char *name, lc_wmat *w, lc_wmat fac[2])
 {
     lc_tensor *t = &m->tensors[m->n_tensors];
     if (read_checked(c, &m->cfg, name, t))
         return -1;
     m->n_tensors++;
-    if (lc_wmat_from_tensor(w, t))
+    if (lc_wmat_from_tensor_lr(w, t, fac))
         return -1;
     m->weight_bytes += lc_wmat_bytes(w);
-    if (w->fmt != LC_WF_F32)
+    if (w->fmt != LC_WF_F32 || w->lr_rank)
         m->all_f32 = 0;
     return 0;
 }
@@ -138,7 +140,7 @@ static int model_load(lc_model *m, lc_container *c)
         return -1;
     char name[LC_NAME_MAX];
     m->all_f32 = 1;
-    if (load_matrix(m, c, "tok_embeddings", &m->emb))
+    if (load_matrix(m, c, "tok_embeddings", &m->emb, m->emb_fac))
         return -1;
     for (int l = 0; l < nl; l++) {
         layer_w *L = &m->L[l];
@@ -146,7 +148,7 @@ static int model_load(lc_model *m, lc_container *c)
         lc_wmat *dst[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
         for (int i = 0; i < 7; i++) {
             lc_layer_tensor_name(name, sizeof name, l, what[i]);
-            if (load_matrix(m, c, name, dst[i]))
+            if (load_matrix(m, c, name, dst[i], L->fac[i]))
                 return -1;
         }
         float *an = m->norms + (size_t)(2 * l) * (size_t)cfg->dim, *fn = an + cfg->dim;
@@ -164,7 +166,7 @@ static int model_load(lc_model *m, lc_container *c)
     m->norm = fnorm;
     if (cfg->tied_embeddings) {
         m->out = m->emb;
-    } else if (load_matrix(m, c, "output", &m->out)) {
+    } else if (load_matrix(m, c, "output", &m->out, m->out_fac)) {
         return -1;
     }
     /* bytes read per decoded token: every linear, the output head, one
@@ -221,6 +223,8 @@ struct lc_state {
     float *rcos, *rsin;        /* [n_ctx][head_dim / 2] */
     /* decode */
     float *x, *xb, *q, *ao, *tmp, *hb, *hb2, *att; /* att: [n_heads][n_ctx] */
+    float *lrt;                /* [3][big]: B x of each low-rank matrix of a matvec */
+    size_t big;                /* the widest activation (any rank is at most this) */
     /* prefill, n_batch rows each */
     float *X, *XB, *Q, *AO, *H1, *H2, *S, *panel; /* S: [ATT_BLOCK][n_ctx] */
     size_t panel_floats;       /* scratch for non-f32 weight panels (0 = all f32) */
@@ -241,7 +245,7 @@ void lc_state_free(lc_state *s)
 {
     if (!s)
         return;
-    float *bufs[] = {s->kc, s->vc, s->rcos, s->rsin, s->x, s->xb, s->q, s->ao, s->tmp, s->hb, s->hb2, s->att,
+    float *bufs[] = {s->kc, s->vc, s->rcos, s->rsin, s->x, s->xb, s->q, s->ao, s->tmp, s->hb, s->hb2, s->att, s->lrt,
                      s->X, s->XB, s->Q, s->AO, s->H1, s->H2, s->S, s->panel};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
         free(bufs[i]);
@@ -271,7 +275,7 @@ int lc_state_new(const lc_model *m, int n_ctx, lc_state **out)
     size_t panel = PANEL_FLOATS > maxcols ? PANEL_FLOATS : maxcols;
     int ok = (s->kc = falloc(L * ctx, kvd)) && (s->vc = falloc(L * ctx, kvd)) && (s->rcos = falloc(ctx, hd2)) &&
              (s->rsin = falloc(ctx, hd2)) && (s->x = falloc(1, dim)) && (s->xb = falloc(1, wide)) &&
-             (s->q = falloc(1, qd)) && (s->ao = falloc(1, qd)) && (s->tmp = falloc(1, big)) &&
+             (s->q = falloc(1, qd)) && (s->ao = falloc(1, qd)) && (s->tmp = falloc(1, big)) && (s->lrt = falloc(3, big)) && (s->big = big) &&
              (s->hb = falloc(1, ffn)) && (s->hb2 = falloc(1, ffn)) && (s->att = falloc((size_t)c->n_heads, ctx)) &&
              (s->X = falloc(nb, dim)) && (s->XB = falloc(nb, wide)) && (s->Q = falloc(nb, qd)) &&
              (s->AO = falloc(nb, qd)) && (s->H1 = falloc(nb, ffn)) && (s->H2 = falloc(nb, ffn)) &&
@@ -351,16 +355,25 @@ typedef struct mv_job {
     float *res;
     lc_isa isa;
     const lc_xq *xq;   /* x quantized to 8 bits (NULL: f32 kernels only) */
+    float *lrt;        /* scratch for B x of low-rank matrices (NULL: lc_matvec does both steps) */
+    size_t lrt_stride; /* floats per matrix in lrt (>= any rank) */
+    const float *t[3]; /* B_i x, computed before the rows (matvec_pool) */
 } mv_job;
 
 static long n_blocks(const lc_wmat *w) { return (long)((w->rows + MV_BLOCK - 1) / MV_BLOCK); }
 
 static void mv_rows(const mv_job *j, int i, int64_t r0, int64_t r1)
 {
-    if (j->xq && lc_q8x_supported(j->w[i], j->isa))
-        lc_matvec_q8x(j->w[i], j->xq, j->y[i], r0, r1);
+    const lc_wmat *w = j->w[i];
+    lc_wmat base;
+    if (w->lr_rank && j->t[i]) /* the base here, A (B x) below */
+        base = lc_wmat_base(w), w = &base;
+    if (j->xq && lc_q8x_supported(w, j->isa))
+        lc_matvec_q8x(w, j->xq, j->y[i], r0, r1);
     else
-        lc_matvec(j->w[i], j->x, j->y[i], r0, r1, j->isa);
+        lc_matvec(w, j->x, j->y[i], r0, r1, j->isa);
+    if (w == &base)
+        lc_lowrank_add(j->w[i], j->t[i], j->y[i], r0, r1, j->isa);
 }
 
 static void mv_task(void *ctx, long a, long b)
@@ -391,6 +404,8 @@ static long grain_for(const lc_model *m, long n) { long g = n / (8L * m->n_threa
 static void mv_prepare(const lc_model *m, lc_state *s, mv_job *j, int n_x)
 {
     j->xq = NULL;
+    j->lrt = s ? s->lrt : NULL;
+    j->lrt_stride = s ? s->big : 0;
     if (!m->act8 || !s)
         return;
     for (int i = 0; i < j->nw; i++)
@@ -403,6 +418,18 @@ static void mv_prepare(const lc_model *m, lc_state *s, mv_job *j, int n_x)
 
 static void matvec_pool(const lc_model *m, mv_job *j)
 {
+    /* low-rank matrices: t_i = B_i x first, all of them in one pool run */
+    mv_job jb = {.nw = 0, .epi = EPI_NONE, .x = j->x, .isa = j->isa};
+    for (int i = 0; i < j->nw; i++) {
+        j->t[i] = NULL;
+        if (j->w[i]->lr_rank && j->lrt) {
+            jb.w[jb.nw] = j->w[i]->lr_b;
+            jb.y[jb.nw] = j->lrt + (size_t)i * j->lrt_stride;
+            j->t[i] = jb.y[jb.nw++];
+        }
+    }
+    if (jb.nw)
+        matvec_pool(m, &jb);
     long n = 0;
     for (int i = 0; i < (j->epi == EPI_SWIGLU ? 1 : j->nw); i++)
         n += n_blocks(j->w[i]);
@@ -449,29 +476,29 @@ static void decode(lc_model *m, lc_state *s, int tok, int pos, float *logits)
         float *k = s->kc + lo, *v = s->vc + lo;
         /* attention: q, k, v = W . rms(x); rope; softmax(q k^T / sqrt(hd)) v; x += Wo . o */
         rmsnorm(s->xb, x, L->attn_norm, dim, c->norm_eps);
-        mv_job j1 = {{&L->wq, &L->wk, &L->wv}, {s->q, k, v}, 3, EPI_NONE, s->xb, NULL, m->isa, NULL};
+        mv_job j1 = {{&L->wq, &L->wk, &L->wv}, {s->q, k, v}, 3, EPI_NONE, s->xb, NULL, m->isa, .xq = NULL};
         mv_prepare(m, s, &j1, dim);
         matvec_pool(m, &j1);
         rope(s->q, c->n_heads, hd, cs, sn);
         rope(k, c->n_kv_heads, hd, cs, sn);
         att_job aj = {s, l, pos};
         lc_pool_for(m->pool, c->n_heads, 1, att_decode_task, &aj);
-        mv_job j2 = {{&L->wo}, {s->tmp}, 1, EPI_ADD, s->ao, x, m->isa, NULL};
+        mv_job j2 = {{&L->wo}, {s->tmp}, 1, EPI_ADD, s->ao, x, m->isa, .xq = NULL};
         mv_prepare(m, s, &j2, c->n_heads * hd);
         matvec_pool(m, &j2);
         /* feed-forward: x += Wd . (silu(Wg . rms(x)) * (Wu . rms(x))) */
         rmsnorm(s->xb, x, L->ffn_norm, dim, c->norm_eps);
-        mv_job j3 = {{&L->wg, &L->wu}, {s->hb, s->hb2}, 2, EPI_SWIGLU, s->xb, NULL, m->isa, NULL};
+        mv_job j3 = {{&L->wg, &L->wu}, {s->hb, s->hb2}, 2, EPI_SWIGLU, s->xb, NULL, m->isa, .xq = NULL};
         mv_prepare(m, s, &j3, dim);
         matvec_pool(m, &j3);
-        mv_job j4 = {{&L->wd}, {s->tmp}, 1, EPI_ADD, s->hb, x, m->isa, NULL};
+        mv_job j4 = {{&L->wd}, {s->tmp}, 1, EPI_ADD, s->hb, x, m->isa, .xq = NULL};
         mv_prepare(m, s, &j4, c->ffn_dim);
         matvec_pool(m, &j4);
     }
     if (!logits)
         return;
     rmsnorm(s->xb, x, m->norm, dim, c->norm_eps);
-    mv_job jo = {{&m->out}, {logits}, 1, EPI_NONE, s->xb, NULL, m->isa, NULL};
+    mv_job jo = {{&m->out}, {logits}, 1, EPI_NONE, s->xb, NULL, m->isa, .xq = NULL};
     mv_prepare(m, s, &jo, dim);
     matvec_pool(m, &jo);
 }
@@ -631,7 +658,7 @@ static int prefill(lc_model *m, lc_state *s, const int32_t *tok, int n, int pos0
         lc_matmul(&m->out, s->XB, n, logits, c->vocab_size, P, pf);
     } else {
         rmsnorm(s->xb, s->X + (size_t)(n - 1) * dim, m->norm, dim, c->norm_eps);
-        mv_job jo = {{&m->out}, {logits}, 1, EPI_NONE, s->xb, NULL, m->isa, NULL};
+        mv_job jo = {{&m->out}, {logits}, 1, EPI_NONE, s->xb, NULL, m->isa, .xq = NULL};
         matvec_pool(m, &jo);
     }
     return 0;
@@ -703,7 +730,7 @@ int lc_model_logits(lc_model *m, const float *X, int n, float *logits)
         return -1;
     for (int i = 0; i < n; i++) {
         rmsnorm(xb, X + (size_t)i * (size_t)c->dim, m->norm, c->dim, c->norm_eps);
-        mv_job jo = {{&m->out}, {logits + (size_t)i * (size_t)c->vocab_size}, 1, EPI_NONE, xb, NULL, m->isa, NULL};
+        mv_job jo = {{&m->out}, {logits + (size_t)i * (size_t)c->vocab_size}, 1, EPI_NONE, xb, NULL, m->isa, .xq = NULL};
         matvec_pool(m, &jo);
     }
     free(xb);
@@ -711,7 +738,7 @@ int lc_model_logits(lc_model *m, const float *X, int n, float *logits)
 }
 
 /* The view and storage slot of a canonical matrix, or NULL. */
-static lc_wmat *wmat_slot(lc_model *m, const char *name, lc_tensor **store)
+static lc_wmat *wmat_slot(lc_model *m, const char *name, lc_tensor **store, lc_wmat **fac)
 {
     *store = NULL;
     for (int i = 0; i < m->n_tensors; i++)
@@ -720,9 +747,9 @@ static lc_wmat *wmat_slot(lc_model *m, const char *name, lc_tensor **store)
     if (!*store)
         return NULL;
     if (strcmp(name, "tok_embeddings") == 0)
-        return &m->emb;
+        return *fac = m->emb_fac, &m->emb;
     if (strcmp(name, "output") == 0)
-        return &m->out;
+        return *fac = m->out_fac, &m->out;
     static const char *const what[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     int l, k;
     char w[32];
@@ -732,14 +759,15 @@ static lc_wmat *wmat_slot(lc_model *m, const char *name, lc_tensor **store)
     lc_wmat *dst[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
     for (int i = 0; i < 7; i++)
         if (strcmp(w, what[i]) == 0)
-            return dst[i];
+            return *fac = L->fac[i], dst[i];
     return NULL;
 }
 
 const lc_tensor *lc_model_tensor(const lc_model *m, const char *name)
 {
     lc_tensor *t;
-    return wmat_slot((lc_model *)m, name, &t) ? t : NULL;
+    lc_wmat *fac;
+    return wmat_slot((lc_model *)m, name, &t, &fac) ? t : NULL;
 }
 
 int lc_model_set_tensor(lc_model *m, const lc_tensor *t)
@@ -762,26 +790,29 @@ int lc_model_set_tensor(lc_model *m, const lc_tensor *t)
         return lc_tensor_to_f32(t, dst);
     }
     lc_tensor *store;
-    lc_wmat *w = wmat_slot(m, t->name, &store);
+    lc_wmat *fac;
+    lc_wmat *w = wmat_slot(m, t->name, &store, &fac);
     if (!w)
         return lc_error("tensor '%s' is not loaded", t->name);
     lc_tensor copy;
-    lc_wmat view;
+    lc_wmat view, vfac[2];
     if (lc_tensor_copy(&copy, t))
         return -1;
-    if (lc_wmat_from_tensor(&view, &copy)) {
+    if (lc_wmat_from_tensor_lr(&view, &copy, vfac)) {
         lc_tensor_release(&copy);
         return -1;
     }
     m->weight_bytes -= lc_wmat_bytes(w);
     m->weight_bytes += lc_wmat_bytes(&view);
+    if (w != &m->emb) /* a linear is read whole per token (the embedding, one row) */
+        m->token_bytes = m->token_bytes - lc_wmat_bytes(w) + lc_wmat_bytes(&view);
     lc_tensor_release(store);
     *store = copy;
-    if (lc_wmat_from_tensor(w, store)) /* re-point the view at the stored copy */
+    if (lc_wmat_from_tensor_lr(w, store, fac)) /* re-point the view at the stored copy */
         return -1;
     if (w == &m->emb && m->cfg.tied_embeddings)
         m->out = m->emb;
-    if (w->fmt != LC_WF_F32)
+    if (w->fmt != LC_WF_F32 || w->lr_rank)
         m->all_f32 = 0;
     return 0;
 }

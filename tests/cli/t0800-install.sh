@@ -114,7 +114,7 @@ if command -v bash >/dev/null 2>&1; then
   check "every installed tool has the completion" sh -c "for t in $I/lc-*; do test -e $PFX/share/bash-completion/completions/\${t##*/} || exit 1; done"
   # the fixed lists agree with the tools' own --help
   for pair in "lc-quant --method" "lc-prune --method" "lc-prune --scope" "lc-export --to" "lc-export --type" \
-    "lc-import --format" "lc-ledger --format" "lc-eval --score" "lc-eval --isa"; do
+    "lc-import --format" "lc-ledger --format" "lc-eval --score" "lc-eval --isa" "lc-lowrank --method"; do
     set -- $pair
     vals=$(bash -c '. "$1"; _lc_values "$2" "$3"' sh "$C" "$1" "$2")
     "$I/$1" --help >"$TMP/help" 2>&1

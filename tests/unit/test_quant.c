@@ -9,7 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "kernels/lc_cblas.h"
+#include "core/lc_cblas.h"
 
 #include "test.h"
 

@@ -1,0 +1,351 @@
+/* Model-level low-rank factorization: selection, calibration, output. */
+#include "compress/factorize.h"
+#include "core/tensor.h"
+
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/model.h"
+
+void lc_factorize_opts_default(lc_factorize_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    lc_lr_params_default(&o->p);
+    lc_calib_opts_default(&o->calib);
+}
+
+static const char *const LINEARS[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+static int selected(const lc_factorize_opts *o, const char *name)
+{
+    if (strncmp(name, "layers.", 7) != 0 || !lc_model_is_linear(name))
+        return 0;
+    for (int i = 0; i < o->n_keep; i++)
+        if (fnmatch(o->keep[i], name, 0) == 0)
+            return 0;
+    return 1;
+}
+
+/* What the run did, for the report and the note. */
+typedef struct fctx {
+    const lc_factorize_opts *o;
+    int n_layers;
+    int *ranks;              /* [n_layers][7], 0 = kept */
+    int64_t params_in, params_out;
+    int damp_retries;
+    double max_damp;
+    int done;                /* tensors factored so far (progress) */
+    int total;
+    lc_container *in;        /* compensation: the quantized input */
+    lc_tensor *comp;         /* compensation: the results, by container tensor index */
+    double err_before, err_after; /* compensation: summed relative output errors */
+} fctx;
+
+static int factor_one(fctx *f, const char *name, const lc_tensor *t, const double *H, const float *absmean,
+                      lc_tensor *out)
+{
+    int64_t m = lc_tensor_rows(t), n = lc_tensor_cols(t);
+    float *W = lc_malloc((size_t)(m * n) * sizeof *W);
+    lc_lr_report r;
+    int rc = !W || lc_tensor_to_f32(t, W) || lc_lowrank_factor(name, W, m, n, H, absmean, &f->o->p, out, &r);
+    free(W);
+    if (rc)
+        return lc_error_prefix("%s", name);
+    int layer, which = -1;
+    char what[32];
+    if (sscanf(name, "layers.%d.%31s", &layer, what) == 2 && layer >= 0 && layer < f->n_layers)
+        for (int i = 0; i < 7; i++)
+            if (strcmp(what, LINEARS[i]) == 0)
+                which = i;
+    if (which >= 0)
+        f->ranks[layer * 7 + which] = r.rank;
+    f->params_in += m * n;
+    f->params_out += (int64_t)r.rank * (m + n);
+    f->damp_retries += r.damp_retries;
+    if (r.percdamp > f->max_damp)
+        f->max_damp = r.percdamp;
+    f->done++;
+    lc_log("lc-lowrank: [%d/%d] %s [%lld x %lld]: rank %d, energy kept %.4f, %s error %.4g%s\n", f->done, f->total,
+           name, (long long)m, (long long)n, r.rank, r.energy, H ? "output" : "weight", r.err,
+           r.damp_retries ? " (Cholesky retried with more dampening)" : "");
+    return 0;
+}
+
+/* W (the reference's) - Q (the input's) ~ A B, attached to Q. */
+static int compensate_one(fctx *f, const char *name, const lc_tensor *ref, const double *H, lc_tensor *q)
+{
+    int64_t m = lc_tensor_rows(ref), n = lc_tensor_cols(ref);
+    size_t mn = (size_t)(m * n);
+    float *W = lc_malloc(mn * sizeof *W), *Q = lc_malloc(mn * sizeof *Q);
+    lc_tensor lr = {0};
+    lc_lr_report r;
+    int rc = -1;
+    if (!W || !Q || lc_tensor_to_f32(ref, W) || lc_container_read_tensor(f->in, name, q) || lc_tensor_to_f32(q, Q))
+        goto out;
+    double before = lc_lowrank_rel_error(W, Q, m, n, H);
+    for (size_t i = 0; i < mn; i++)
+        W[i] -= Q[i]; /* W is the error now */
+    lc_lr_params p = f->o->p;
+    p.method = LC_LR_WHITEN;
+    if (lc_lowrank_factor(name, W, m, n, H, NULL, &p, &lr, &r))
+        goto out;
+    q->lr_rank = lr.lr_rank, q->lr_a = lr.lr_a, q->lr_b = lr.lr_b;
+    lr.lr_a = lr.lr_b = NULL;
+    if (lc_tensor_validate(q) || lc_tensor_to_f32(ref, W) || lc_tensor_to_f32(q, Q))
+        goto out;
+    double after = lc_lowrank_rel_error(W, Q, m, n, H);
+    f->err_before += before, f->err_after += after;
+    f->params_in += m * n;
+    f->params_out += (int64_t)r.rank * (m + n);
+    f->damp_retries += r.damp_retries;
+    if (r.percdamp > f->max_damp)
+        f->max_damp = r.percdamp;
+    f->done++;
+    char enc[96];
+    lc_tensor_encoding_str(q, enc, sizeof enc);
+    lc_log("lc-lowrank: [%d/%d] %s [%lld x %lld]: %s, output error %.4g -> %.4g\n", f->done, f->total, name,
+           (long long)m, (long long)n, enc, before, after);
+    rc = 0;
+out:
+    free(W), free(Q);
+    lc_tensor_release(&lr);
+    if (rc) {
+        lc_tensor_release(q);
+        lc_error_prefix("%s", name);
+    }
+    return rc;
+}
+
+static int layer_cb(void *ud, lc_model *m, int layer, const lc_layer_stats *st)
+{
+    fctx *f = ud;
+    if (f->o->compensate) {
+        for (int i = 0; i < 7; i++) {
+            char name[LC_NAME_MAX];
+            lc_layer_tensor_name(name, sizeof name, layer, LINEARS[i]);
+            int idx = -1;
+            for (int k = 0; k < lc_container_n_tensors(f->in); k++)
+                if (strcmp(lc_container_tensor_name(f->in, k), name) == 0)
+                    idx = k;
+            if (idx < 0 || !selected(f->o, name))
+                continue;
+            const lc_tensor *ref = lc_model_tensor(m, name);
+            if (!ref || compensate_one(f, name, ref, st->H[lc_calib_point_of(LINEARS[i])], &f->comp[idx]))
+                return ref ? -1 : lc_error("%s: not in the reference", name);
+        }
+        return 0; /* the reference model stays as it is: its statistics feed every layer */
+    }
+    for (int i = 0; i < 7; i++) {
+        char name[LC_NAME_MAX];
+        lc_layer_tensor_name(name, sizeof name, layer, LINEARS[i]);
+        if (!selected(f->o, name))
+            continue;
+        const lc_tensor *t = lc_model_tensor(m, name);
+        if (!t)
+            return lc_error("%s: not loaded", name);
+        lc_capture_point pt = lc_calib_point_of(LINEARS[i]);
+        lc_tensor out;
+        if (factor_one(f, name, t, st->H[pt], st->absmean[pt], &out))
+            return -1;
+        int rc = lc_model_set_tensor(m, &out);
+        lc_tensor_release(&out);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+/* The refusals of the composition rules, before anything is written. */
+static int check_input(const lc_tensor *t, const lc_factorize_opts *o)
+{
+    char enc[96];
+    lc_tensor_encoding_str(t, enc, sizeof enc);
+    if (t->ndim != 2)
+        return lc_error("tensor '%s' is not a matrix", t->name);
+    if (o->compensate) {
+        int k;
+        if (lc_tensor_has_lowrank(t) || t->enc == LC_ENC_LOWRANK)
+            return lc_error("tensor '%s' already has a low-rank term (%s): --compensate adds one to a quantized "
+                            "or sparse tensor",
+                            t->name, enc);
+        if (t->enc == LC_ENC_DENSE)
+            return lc_error("tensor '%s' is dense (%s): --compensate corrects the error of quantization or "
+                            "pruning; factor a dense tensor without it, or --keep '%s'",
+                            t->name, enc, t->name);
+        if (lc_lowrank_rank(&o->p, t->shape[0], t->shape[1], NULL, 0, &k))
+            return lc_error_prefix("tensor '%s'", t->name);
+        lc_tensor r;
+        if (lc_container_tensor_info(o->reference, t->name, &r))
+            return lc_error_prefix("--reference");
+        int same = r.ndim == 2 && r.shape[0] == t->shape[0] && r.shape[1] == t->shape[1];
+        lc_tensor_release(&r);
+        return same ? 0 : lc_error("tensor '%s': the reference's shape differs", t->name);
+    }
+    if (lc_tensor_has_lowrank(t) || t->enc == LC_ENC_LOWRANK)
+        return lc_error("tensor '%s' already has a low-rank term (%s): lc-lowrank factors dense weights; --keep '%s' "
+                        "leaves it as it is",
+                        t->name, enc, t->name);
+    if (t->enc != LC_ENC_DENSE)
+        return lc_error("tensor '%s' is %s: factoring it would drop its %s; factor the dense model first and "
+                        "quantize or prune after, or --keep '%s'",
+                        t->name, enc, lc_tensor_is_sparse(t) ? "sparsity" : "quantization", t->name);
+    int k;
+    if (o->p.energy <= 0 && lc_lowrank_rank(&o->p, t->shape[0], t->shape[1], NULL, 0, &k))
+        return lc_error_prefix("tensor '%s'", t->name);
+    return 0;
+}
+
+/* "attn_q 204, attn_k 102/103/..." : one rank per kind when every layer got
+ * the same, else the layers' ranks in order. */
+static void ranks_note(const fctx *f, char *note, size_t nn)
+{
+    size_t k = strlen(note);
+    int first = 1;
+#define PUT(...) (k += (size_t)snprintf(note + k, nn > k ? nn - k : 0, __VA_ARGS__), k = k < nn ? k : nn)
+    PUT("; ranks:");
+    for (int i = 0; i < 7; i++) {
+        int same = 1, any = 0;
+        for (int l = 0; l < f->n_layers; l++) {
+            any |= f->ranks[l * 7 + i] != 0;
+            same &= f->ranks[l * 7 + i] == f->ranks[i];
+        }
+        if (!any)
+            continue;
+        PUT("%s %s ", first ? "" : ",", LINEARS[i]);
+        first = 0;
+        for (int l = 0; l < (same ? 1 : f->n_layers); l++)
+            PUT("%s%d", l ? "/" : "", f->ranks[l * 7 + i]);
+    }
+    if (first)
+        PUT(" none");
+#undef PUT
+}
+
+/* The reference must be an ancestor of the input: its digest is the input
+ * of one of the input's lineage rows. */
+static int check_ancestor(lc_container *in, lc_container *ref)
+{
+    lc_lineage_row *rows;
+    size_t n;
+    const char *d = lc_container_digest(ref);
+    if (!d || lc_container_read_lineage(in, &rows, &n))
+        return -1;
+    char want[32];
+    snprintf(want, sizeof want, "xxh64:%s", d);
+    int found = 0;
+    for (size_t i = 0; i < n; i++)
+        found |= rows[i].input && strcmp(rows[i].input, want) == 0;
+    lc_lineage_free(rows, n);
+    if (!found)
+        return lc_error("--reference %s (xxh64:%s) is not an ancestor of %s: no lineage row of the input read it",
+                        lc_container_path(ref), d, lc_container_path(in));
+    return 0;
+}
+
+int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_opts *o, char *note, size_t nn)
+{
+    lc_config cfg;
+    if (lc_container_read_config(in, &cfg) || lc_container_copy_header(in, out))
+        return -1;
+    fctx f = {.o = o, .n_layers = cfg.n_layers};
+    int n = lc_container_n_tensors(in);
+    for (int i = 0; i < n; i++) {
+        const char *name = lc_container_tensor_name(in, i);
+        if (!selected(o, name))
+            continue;
+        lc_tensor t;
+        if (lc_container_tensor_info(in, name, &t))
+            return -1;
+        int rc = check_input(&t, o);
+        lc_tensor_release(&t);
+        if (rc)
+            return -1;
+        f.total++;
+    }
+    if (!(f.ranks = lc_calloc((size_t)(7 * cfg.n_layers), sizeof *f.ranks)))
+        return -1;
+    lc_model *m = NULL;
+    lc_tokenizer tk = {0};
+    lc_calib_report cr;
+    memset(&cr, 0, sizeof cr);
+    int calib = o->p.method != LC_LR_SVD || o->compensate, rc = -1;
+    if (o->compensate && (check_ancestor(in, o->reference) ||
+                          !(f.comp = lc_calloc((size_t)n, sizeof *f.comp))))
+        goto out;
+    f.in = in;
+    if (calib) {
+        lc_container *src = o->compensate ? o->reference : in;
+        if (lc_container_read_tokenizer(src, &tk) || lc_model_load(src, &o->model, &m))
+            goto out;
+        lc_log("lc-lowrank: calibrating on '%s' (%d x %d tokens)\n", o->calib.text, o->calib.nsamples, o->calib.seqlen);
+        if (lc_calib_run(m, &tk, &o->calib, layer_cb, &f, &cr))
+            goto out;
+        lc_log("lc-lowrank: calibration text %s (xxh64 %s): %lld tokens used of %lld, %.1f s\n", cr.text_name,
+               cr.text_digest, (long long)cr.tokens_used, (long long)cr.text_tokens, cr.seconds);
+    }
+    for (int i = 0; i < n; i++) {
+        const char *name = lc_container_tensor_name(in, i);
+        int r2;
+        if (!selected(o, name)) {
+            r2 = lc_container_copy_tensor(in, out, name);
+        } else if (o->compensate) {
+            r2 = f.comp[i].ndim ? lc_container_write_tensor(out, &f.comp[i]) : lc_error("%s: not compensated", name);
+        } else if (calib) {
+            const lc_tensor *mt = lc_model_tensor(m, name);
+            r2 = mt ? lc_container_write_tensor(out, mt) : lc_error("%s: not loaded", name);
+        } else {
+            lc_tensor t, lr;
+            if (lc_container_read_tensor(in, name, &t))
+                goto out;
+            r2 = factor_one(&f, name, &t, NULL, NULL, &lr) || lc_container_write_tensor(out, &lr);
+            lc_tensor_release(&t);
+            lc_tensor_release(&lr);
+        }
+        if (r2)
+            goto out;
+    }
+    static const char *const mname[] = {"svd", "whiten (SVD-LLM)", "asvd"};
+    char rule[96];
+    if (o->p.rank > 0)
+        snprintf(rule, sizeof rule, "rank %d", o->p.rank);
+    else if (o->p.ratio > 0)
+        snprintf(rule, sizeof rule, "ratio %g (parameters removed)", o->p.ratio);
+    else
+        snprintf(rule, sizeof rule, "energy %g", o->p.energy);
+    int k;
+    if (o->compensate)
+        k = snprintf(note, nn,
+                     "compensation (whitened SVD of W - Q(W) against the reference xxh64:%s), %s: %d linears, "
+                     "factor parameters %lld (%.2f%% of theirs); summed relative output error %.4g -> %.4g",
+                     lc_container_digest(o->reference), rule, f.done, (long long)f.params_out,
+                     f.params_in ? 100.0 * (double)f.params_out / (double)f.params_in : 0.0, f.err_before,
+                     f.err_after);
+    else
+        k = snprintf(note, nn, "%s, %s: %d linears factored, their parameters %lld -> %lld (%.1f%%)",
+                     mname[o->p.method], rule, f.done, (long long)f.params_in, (long long)f.params_out,
+                     f.params_in ? 100.0 * (double)f.params_out / (double)f.params_in : 0.0);
+    if (o->p.method == LC_LR_ASVD && !o->compensate && k > 0 && (size_t)k < nn)
+        k += snprintf(note + k, nn - (size_t)k, "; alpha %g", o->p.alpha);
+    if (o->p.factor_bits && k > 0 && (size_t)k < nn)
+        k += snprintf(note + k, nn - (size_t)k, "; factors %d-bit RTN sym", o->p.factor_bits);
+    if (calib && k > 0 && (size_t)k < nn)
+        k += snprintf(note + k, nn - (size_t)k, "; calibration %s xxh64:%s, %d x %d = %lld tokens (seed %llu), %s",
+                      cr.text_name, cr.text_digest, cr.nsamples, cr.seqlen, (long long)cr.tokens_used,
+                      (unsigned long long)o->calib.seed,
+                      o->calib.independent ? "statistics of the original model" : "sequential statistics");
+    if ((o->p.method == LC_LR_WHITEN || o->compensate) && k > 0 && (size_t)k < nn)
+        k += snprintf(note + k, nn - (size_t)k, "; Gram dampening %g x mean diag%s", f.max_damp,
+                      f.damp_retries ? " (raised after a failed Cholesky)" : "");
+    if (!o->compensate)
+        ranks_note(&f, note, nn);
+    rc = 0;
+out:
+    for (int i = 0; f.comp && i < n; i++)
+        lc_tensor_release(&f.comp[i]);
+    free(f.comp);
+    free(f.ranks);
+    lc_tokenizer_release(&tk);
+    lc_model_free(m);
+    return rc;
+}
