@@ -250,6 +250,8 @@ int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_o
         return -1;
     fctx f = {.o = o, .n_layers = cfg.n_layers};
     int n = lc_container_n_tensors(in);
+    if (o->compensate && check_ancestor(in, o->reference))
+        return -1;
     for (int i = 0; i < n; i++) {
         const char *name = lc_container_tensor_name(in, i);
         if (!selected(o, name))
@@ -270,8 +272,7 @@ int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_o
     lc_calib_report cr;
     memset(&cr, 0, sizeof cr);
     int calib = o->p.method != LC_LR_SVD || o->compensate, rc = -1;
-    if (o->compensate && (check_ancestor(in, o->reference) ||
-                          !(f.comp = lc_calloc((size_t)n, sizeof *f.comp))))
+    if (o->compensate && !(f.comp = lc_calloc((size_t)n, sizeof *f.comp)))
         goto out;
     f.in = in;
     if (calib) {

@@ -86,4 +86,25 @@ f=h5py.File(sys.argv[1],"r+"); d=f["tensors"]["layers.0.ffn_up"]["data"]; a=d[()
 else
   skip "NaN weights: no /usr/bin/python3 with h5py"
 fi
+
+# compensation: a quantized model keeps its codes and gains the term of its error
+expect_code 0 "lc-quant | lc-lowrank --compensate" sh -c "lc-quant -q --method rtn --bits 3 --group 32 '$TMP/m.h5' | lc-lowrank -q --compensate 8 --factor-bits 8 --reference '$TMP/m.h5' $CALIB >'$TMP/comp.h5'"
+check "lc-info: q3-sym-g32+lr8[q8-sym-row]" sh -c "lc-info '$TMP/comp.h5' | grep -q 'layers.0.attn_q *q3-sym-g32+lr8\[q8-sym-g8,q8-sym-g32\] \|layers.0.attn_q *q3-sym-g32+lr8\['"
+lc-quant -q --method rtn --bits 3 --group 32 "$TMP/m.h5" -o "$TMP/q3.h5"
+lc-lowrank -q --compensate 8 --reference "$TMP/m.h5" $CALIB "$TMP/q3.h5" -o "$TMP/q3c.h5"
+lc-eval -q --text "$TMP/cal.txt" --ctx 64 --chunks 4 --base "$TMP/m.h5" --no-speed --no-ledger -j "$TMP/q3.h5" >"$TMP/e1.json" 2>/dev/null
+lc-eval -q --text "$TMP/cal.txt" --ctx 64 --chunks 4 --base "$TMP/m.h5" --no-speed --no-ledger -j "$TMP/q3c.h5" >"$TMP/e2.json" 2>/dev/null
+check "compensation lowers the KLD" /usr/bin/python3 -c '
+import json,sys; a=json.load(open(sys.argv[1]))["base"]["kld_mean"]; b=json.load(open(sys.argv[2]))["base"]["kld_mean"]
+print("# KLD", a, "->", b); sys.exit(0 if b < a else 1)' "$TMP/e1.json" "$TMP/e2.json"
+lc-import -q --synthetic 4 -o "$TMP/other.h5"
+expect_fail_clean 1 "--reference that is not an ancestor" lc-lowrank --compensate 8 --reference "$TMP/other.h5" $CALIB "$TMP/q3.h5" -o "$TMP/bad.h5"
+check "it says so" grep -q "is not an ancestor" "$TMP/err"
+lc-quant -q --method rtn --keep '*' "$TMP/m.h5" -o "$TMP/dense-child.h5" # a dense descendant of m
+expect_fail_clean 1 "--compensate on a dense input" lc-lowrank --compensate 8 --reference "$TMP/m.h5" $CALIB "$TMP/dense-child.h5" -o "$TMP/bad.h5"
+check "it names the tensor" grep -q "tensor 'layers.0.attn_q' is dense (f32): --compensate" "$TMP/err"
+expect_fail_clean 2 "--compensate without --reference" lc-lowrank --compensate 8 "$TMP/q3.h5"
+expect_fail_clean 2 "--compensate with --rank" lc-lowrank --compensate 8 --rank 4 --reference "$TMP/m.h5" "$TMP/q3.h5"
+expect_fail_clean 1 "--compensate rank above min" lc-lowrank --compensate 1000 --reference "$TMP/m.h5" "$TMP/q3.h5" -o "$TMP/bad.h5"
+check "no output file after the refusals" test ! -e "$TMP/bad.h5"
 done_testing
