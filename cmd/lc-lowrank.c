@@ -20,6 +20,10 @@ static const char usage[] =
     "                        k = floor(m n (1 - R) / (m + n))\n"
     "      --energy E        the smallest rank whose singular values keep the fraction E\n"
     "                        of the (whitened or scaled) spectrum's energy\n"
+    "      --target-bpw B    allocate ranks across the linears so that their factors take B\n"
+    "                        bits per weight of theirs, minimising the summed output error\n"
+    "                        (whiten; svd: weight error) - an exact dynamic program\n"
+    "      --budget BYTES    the same for a total of BYTES bytes of factors\n"
     "      --alpha A         asvd: exponent of mean |x| (default 0.5)\n"
     "      --damp F          whiten: dampening of the Gram matrix, fraction of its mean\n"
     "                        diagonal (default 0.001; raised x10 when Cholesky fails)\n"
@@ -38,7 +42,7 @@ static const char usage[] =
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n"
     "\n"
-    "Give exactly one of --rank, --ratio and --energy.\n";
+    "Give exactly one of --rank, --ratio, --energy, --target-bpw and --budget (or --compensate).\n";
 
 struct opts {
     const char *input, *output, *reference;
@@ -54,12 +58,13 @@ static int usage_error(const char *msg)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    enum { O_RATIO = 256, O_ENERGY, O_ALPHA, O_DAMP, O_FBITS, O_KEEP, O_SEQ, O_COMP, O_REF };
+    enum { O_RATIO = 256, O_ENERGY, O_ALPHA, O_DAMP, O_FBITS, O_KEEP, O_SEQ, O_COMP, O_REF, O_BPW, O_BUDGET };
     static const struct option lo[] = {
         {"method", 1, 0, 'm'},     {"rank", 1, 0, 'r'},       {"ratio", 1, 0, O_RATIO},
         {"energy", 1, 0, O_ENERGY}, {"alpha", 1, 0, O_ALPHA}, {"damp", 1, 0, O_DAMP},
         {"factor-bits", 1, 0, O_FBITS}, LC_CALIB_LONG_OPTIONS, {"keep", 1, 0, O_KEEP},
         {"sequential", 0, 0, O_SEQ}, {"compensate", 1, 0, O_COMP}, {"reference", 1, 0, O_REF},
+        {"target-bpw", 1, 0, O_BPW}, {"budget", 1, 0, O_BUDGET},
         {"threads", 1, 0, 'T'},    {"output", 1, 0, 'o'},     {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'},       {"version", 0, 0, 'V'},    {0, 0, 0, 0}};
     int c;
@@ -116,6 +121,15 @@ static int parse(int argc, char **argv, struct opts *o)
             o->f.compensate = (int)v;
             break;
         case O_REF: o->reference = optarg; break;
+        case O_BPW:
+            if (lc_parse_double("--target-bpw", optarg, 0, 64, &d) || d <= 0)
+                return usage_error("--target-bpw: B must lie in (0, 64]");
+            o->f.target_bpw = d;
+            break;
+        case O_BUDGET:
+            if (lc_parse_double("--budget", optarg, 1, 1e15, &d)) return usage_error(lc_errmsg());
+            o->f.budget = d;
+            break;
         case O_KEEP:
             if (o->f.n_keep == LC_LR_MAX_RULES) return usage_error("--keep: too many rules");
             o->f.keep[o->f.n_keep++] = optarg;
@@ -136,7 +150,8 @@ static int parse(int argc, char **argv, struct opts *o)
     if (optind < argc)
         o->input = argv[optind];
     if (o->f.compensate) {
-        if (o->f.p.rank > 0 || o->f.p.ratio > 0 || o->f.p.energy > 0 || o->method_set)
+        if (o->f.p.rank > 0 || o->f.p.ratio > 0 || o->f.p.energy > 0 || o->method_set || o->f.target_bpw ||
+            o->f.budget)
             return usage_error("--compensate K sets the rank and the method (whitened): drop --rank, --ratio, "
                                "--energy and --method");
         if (!o->reference)
@@ -148,8 +163,8 @@ static int parse(int argc, char **argv, struct opts *o)
     } else if (o->reference) {
         return usage_error("--reference goes with --compensate");
     }
-    if ((o->f.p.rank > 0) + (o->f.p.ratio > 0) + (o->f.p.energy > 0) != 1)
-        return usage_error("give exactly one of --rank, --ratio and --energy");
+    if ((o->f.p.rank > 0) + (o->f.p.ratio > 0) + (o->f.p.energy > 0) + (o->f.target_bpw > 0) + (o->f.budget > 0) != 1)
+        return usage_error("give exactly one of --rank, --ratio, --energy, --target-bpw and --budget");
     if (lc_calib_opts_resolve(&o->f.calib))
         return usage_error(lc_errmsg());
     o->f.model.max_isa = LC_ISA_AVX512;

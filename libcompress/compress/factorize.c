@@ -40,7 +40,18 @@ typedef struct fctx {
     lc_container *in;        /* compensation: the quantized input */
     lc_tensor *comp;         /* compensation: the results, by container tensor index */
     double err_before, err_after; /* compensation: summed relative output errors */
+    int spectra;             /* allocation, first pass: only the spectra */
+    double **s2;             /* allocation: each tensor's spectrum, by container index */
+    int *rank_of;            /* allocation: the chosen rank, by container index (0 = none) */
 } fctx;
+
+static int tensor_index(lc_container *c, const char *name)
+{
+    for (int k = 0; k < lc_container_n_tensors(c); k++)
+        if (strcmp(lc_container_tensor_name(c, k), name) == 0)
+            return k;
+    return -1;
+}
 
 static int factor_one(fctx *f, const char *name, const lc_tensor *t, const double *H, const float *absmean,
                       lc_tensor *out)
@@ -48,7 +59,22 @@ static int factor_one(fctx *f, const char *name, const lc_tensor *t, const doubl
     int64_t m = lc_tensor_rows(t), n = lc_tensor_cols(t);
     float *W = lc_malloc((size_t)(m * n) * sizeof *W);
     lc_lr_report r;
-    int rc = !W || lc_tensor_to_f32(t, W) || lc_lowrank_factor(name, W, m, n, H, absmean, &f->o->p, out, &r);
+    int idx = tensor_index(f->in, name);
+    lc_lr_params p = f->o->p;
+    if (f->rank_of && idx >= 0)
+        p.rank = f->rank_of[idx], p.ratio = p.energy = 0;
+    p.factor_dtype = t->enc == LC_ENC_DENSE ? t->dtype : LC_DT_F32; /* factors as precise as the weights */
+    if (f->spectra) { /* allocation's first pass: the spectrum alone */
+        int64_t full = m < n ? m : n;
+        int rc = !W || idx < 0 || !(f->s2[idx] = lc_malloc((size_t)full * sizeof(double))) || lc_tensor_to_f32(t, W) ||
+                 lc_lowrank_spectrum(W, m, n, H, absmean, &p, f->s2[idx], &r);
+        free(W);
+        memset(out, 0, sizeof *out);
+        if (!rc && ++f->done % 8 == 0)
+            lc_log("lc-lowrank: spectra of %d/%d tensors\n", f->done, f->total);
+        return rc ? lc_error_prefix("%s", name) : 0;
+    }
+    int rc = !W || lc_tensor_to_f32(t, W) || lc_lowrank_factor(name, W, m, n, H, absmean, &p, out, &r);
     free(W);
     if (rc)
         return lc_error_prefix("%s", name);
@@ -148,6 +174,8 @@ static int layer_cb(void *ud, lc_model *m, int layer, const lc_layer_stats *st)
         lc_tensor out;
         if (factor_one(f, name, t, st->H[pt], st->absmean[pt], &out))
             return -1;
+        if (f->spectra)
+            continue;
         int rc = lc_model_set_tensor(m, &out);
         lc_tensor_release(&out);
         if (rc)
@@ -191,7 +219,8 @@ static int check_input(const lc_tensor *t, const lc_factorize_opts *o)
                         "quantize or prune after, or --keep '%s'",
                         t->name, enc, lc_tensor_is_sparse(t) ? "sparsity" : "quantization", t->name);
     int k;
-    if (o->p.energy <= 0 && lc_lowrank_rank(&o->p, t->shape[0], t->shape[1], NULL, 0, &k))
+    if (o->p.energy <= 0 && !o->target_bpw && !o->budget &&
+        lc_lowrank_rank(&o->p, t->shape[0], t->shape[1], NULL, 0, &k))
         return lc_error_prefix("tensor '%s'", t->name);
     return 0;
 }
@@ -220,6 +249,89 @@ static void ranks_note(const fctx *f, char *note, size_t nn)
     if (first)
         PUT(" none");
 #undef PUT
+}
+
+/* --target-bpw / --budget: every selected tensor's spectrum (a calibration
+ * pass for whiten, the weights alone for svd), then the exact allocation. */
+static int allocate(fctx *f, lc_container *in, lc_model *m, lc_tokenizer *tk, lc_calib_report *cr)
+{
+    const lc_factorize_opts *o = f->o;
+    int n = lc_container_n_tensors(in), count = 0, rc = -1, exact = 0;
+    if (o->p.method == LC_LR_ASVD)
+        return lc_error("--target-bpw and --budget allocate on the whitened (whiten) or plain (svd) spectrum, not asvd's");
+    f->s2 = lc_calloc((size_t)n, sizeof *f->s2);
+    f->rank_of = lc_calloc((size_t)n, sizeof *f->rank_of);
+    const double **s2 = lc_calloc((size_t)n, sizeof *s2);
+    int64_t *rows = lc_calloc((size_t)n, sizeof *rows), *cols = lc_calloc((size_t)n, sizeof *cols);
+    int *idx = lc_calloc((size_t)n, sizeof *idx), *ranks = lc_calloc((size_t)n, sizeof *ranks);
+    if (!f->s2 || !f->rank_of || !s2 || !rows || !cols || !idx || !ranks)
+        goto out;
+    f->spectra = 1, f->done = 0;
+    if (m) {
+        lc_log("lc-lowrank: allocation: spectra on '%s' (%d x %d tokens)\n", o->calib.text, o->calib.nsamples,
+               o->calib.seqlen);
+        if (lc_calib_run(m, tk, &o->calib, layer_cb, f, cr))
+            goto out;
+    } else {
+        for (int i = 0; i < n; i++) {
+            const char *name = lc_container_tensor_name(in, i);
+            lc_tensor t, dummy;
+            if (!selected(o, name))
+                continue;
+            if (lc_container_read_tensor(in, name, &t))
+                goto out;
+            int r2 = factor_one(f, name, &t, NULL, NULL, &dummy);
+            lc_tensor_release(&t);
+            if (r2)
+                goto out;
+        }
+    }
+    int64_t params = 0;
+    for (int i = 0; i < n; i++) {
+        if (!f->s2[i])
+            continue;
+        lc_tensor t;
+        if (lc_container_tensor_info(in, lc_container_tensor_name(in, i), &t))
+            goto out;
+        /* relative: each tensor's error as a fraction of its output energy
+         * tr(W H W^T), so that layers with small inputs are not starved */
+        int64_t full = t.shape[0] < t.shape[1] ? t.shape[0] : t.shape[1];
+        double tot = 0;
+        for (int64_t k = 0; k < full; k++)
+            tot += f->s2[i][k];
+        for (int64_t k = 0; tot > 0 && k < full; k++)
+            f->s2[i][k] /= tot;
+        rows[count] = t.shape[0], cols[count] = t.shape[1], s2[count] = f->s2[i], idx[count++] = i;
+        params += t.shape[0] * t.shape[1];
+        lc_tensor_release(&t);
+    }
+    /* bytes per factor element: f32, or codes plus a binary16 scale per 32 */
+    lc_tensor t0;
+    if (lc_container_tensor_info(in, lc_container_tensor_name(in, idx[0]), &t0))
+        goto out;
+    double bpe = o->p.factor_bits ? o->p.factor_bits / 8.0 + 2.0 / 32 : (double)lc_dtype_size(t0.dtype);
+    lc_tensor_release(&t0);
+    double bytes = o->budget > 0 ? o->budget : o->target_bpw * (double)params / 8.0, err;
+    int64_t minside = INT64_MAX;
+    for (int t = 0; t < count; t++)
+        minside = rows[t] < minside ? rows[t] : minside, minside = cols[t] < minside ? cols[t] : minside;
+    int step = minside >= 256 ? 8 : 1;
+    if (lc_lowrank_allocate(count, s2, rows, cols, bytes / bpe, step, ranks, &err, &exact))
+        goto out;
+    for (int t = 0; t < count; t++)
+        f->rank_of[idx[t]] = ranks[t];
+    lc_log("lc-lowrank: allocation: %d tensors, %.0f bytes of factors (%.3f bits per weight of them); ranks from 1 "
+           "and multiples of %d, %s; summed truncation error %.6g\n",
+           count, bytes, 8.0 * bytes / (double)params, step, exact ? "exact" : "costs coarsened to fit the table", err);
+    f->spectra = 0, f->done = 0;
+    rc = 0;
+out:
+    for (int i = 0; f->s2 && i < n; i++)
+        free(f->s2[i]);
+    free(f->s2);
+    f->s2 = NULL;
+    free(s2), free(rows), free(cols), free(idx), free(ranks);
+    return rc;
 }
 
 /* The reference must be an ancestor of the input: its digest is the input
@@ -279,6 +391,10 @@ int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_o
         lc_container *src = o->compensate ? o->reference : in;
         if (lc_container_read_tokenizer(src, &tk) || lc_model_load(src, &o->model, &m))
             goto out;
+    }
+    if ((o->target_bpw > 0 || o->budget > 0) && allocate(&f, in, m, &tk, &cr))
+        goto out;
+    if (calib) {
         lc_log("lc-lowrank: calibrating on '%s' (%d x %d tokens)\n", o->calib.text, o->calib.nsamples, o->calib.seqlen);
         if (lc_calib_run(m, &tk, &o->calib, layer_cb, &f, &cr))
             goto out;
@@ -312,6 +428,10 @@ int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_o
         snprintf(rule, sizeof rule, "rank %d", o->p.rank);
     else if (o->p.ratio > 0)
         snprintf(rule, sizeof rule, "ratio %g (parameters removed)", o->p.ratio);
+    else if (o->budget > 0)
+        snprintf(rule, sizeof rule, "ranks allocated for a budget of %.0f bytes", o->budget);
+    else if (o->target_bpw > 0)
+        snprintf(rule, sizeof rule, "ranks allocated for %g bits per weight", o->target_bpw);
     else
         snprintf(rule, sizeof rule, "energy %g", o->p.energy);
     int k;
@@ -344,6 +464,7 @@ int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_o
 out:
     for (int i = 0; f.comp && i < n; i++)
         lc_tensor_release(&f.comp[i]);
+    free(f.rank_of);
     free(f.comp);
     free(f.ranks);
     lc_tokenizer_release(&tk);

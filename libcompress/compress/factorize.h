@@ -33,6 +33,16 @@ typedef struct lc_factorize_opts {
      * holds.  p.rank is K; the Gram matrices are the reference model's. */
     int compensate;
     lc_container *reference;
+    /* Allocation instead of one rank rule: the factors of the selected
+     * linears take at most `budget` bytes, or target_bpw bits per weight of
+     * those linears; ranks chosen by lc_lowrank_allocate to minimise the sum
+     * over tensors of the *relative* truncation error, each tensor's
+     * spectrum (whiten: its output error on the data, svd: its weight
+     * error) divided by its total, computed in a first calibration pass.
+     * (The sum of absolute output errors tr(dW H dW^T) starves layers with
+     * small inputs: on sqz-s7 it gave KLD 0.40 where uniform ranks give
+     * 0.17.)  0 = unset. */
+    double target_bpw, budget;
 } lc_factorize_opts;
 
 void lc_factorize_opts_default(lc_factorize_opts *o);

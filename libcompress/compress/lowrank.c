@@ -111,13 +111,18 @@ static int whiten_factor(const double *H, int64_t n, double percdamp, double *L,
 }
 
 /* RTN codes for a factor (symmetric; group 32 where it divides the row). */
-static int factor_tensor(const char *name, const float *F, int64_t rows, int64_t cols, int bits, lc_tensor *t)
+static int factor_tensor(const char *name, const float *F, int64_t rows, int64_t cols, int bits, lc_dtype dt,
+                         lc_tensor *t)
 {
     if (!bits) {
         int64_t sh[2] = {rows, cols};
-        if (lc_tensor_alloc_dense(t, name, LC_DT_F32, 2, sh))
+        size_t k = (size_t)(rows * cols);
+        if (lc_tensor_alloc_dense(t, name, dt, 2, sh))
             return -1;
-        memcpy(t->data, F, (size_t)(rows * cols) * sizeof *F);
+        if (dt == LC_DT_F32)
+            memcpy(t->data, F, k * sizeof *F);
+        for (size_t i = 0; dt != LC_DT_F32 && i < k; i++)
+            ((uint16_t *)t->data)[i] = dt == LC_DT_F16 ? lc_f32_to_f16(F[i]) : lc_f32_to_bf16(F[i]);
         return 0;
     }
     lc_quant_params q = {.bits = bits, .group = cols % 32 == 0 ? 32 : 0, .sym = 1};
@@ -127,6 +132,49 @@ static int factor_tensor(const char *name, const float *F, int64_t rows, int64_t
     if (lc_quant_rtn(F, rows, cols, &q, t))
         return -1;
     snprintf(t->name, sizeof t->name, "%s", name);
+    return 0;
+}
+
+/* M = W S for the method's input transform S (double); L (whiten: the
+ * Cholesky factor) or sc (asvd: the scales) are returned for B = C S^-1,
+ * owned by the caller (freed also on failure). */
+static int transform(const float *W, int64_t m, int64_t n, const double *H, const float *absmean,
+                     const lc_lr_params *p, double *M, double **Lp, double **scp, lc_lr_report *rep)
+{
+    size_t mn = (size_t)(m * n);
+    double *L = NULL, *sc = NULL;
+    *Lp = *scp = NULL;
+    for (size_t i = 0; i < mn; i++)
+        M[i] = W[i];
+    if (p->method == LC_LR_WHITEN) {
+        if (!(*Lp = L = malloc((size_t)(n * n) * sizeof *L))) {
+            lc_error("out of memory");
+            return -1;
+        }
+        if (whiten_factor(H, n, p->percdamp, L, rep))
+            return -1;
+        cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, (int)m, (int)n, 1.0, L, (int)n,
+                    M, (int)n);
+    } else if (p->method == LC_LR_ASVD) {
+        if (!(*scp = sc = malloc((size_t)n * sizeof *sc))) {
+            lc_error("out of memory");
+            return -1;
+        }
+        double mx = 0;
+        for (int64_t j = 0; j < n; j++)
+            mx = absmean[j] > mx ? absmean[j] : mx;
+        if (!(mx > 0) || !isfinite(mx)) {
+            lc_error("asvd: the inputs' mean |x| is zero or not finite");
+            return -1;
+        }
+        for (int64_t j = 0; j < n; j++) { /* a dead channel gets the floor, not a division by 0 */
+            double a = absmean[j] > 1e-6 * mx ? absmean[j] : 1e-6 * mx;
+            sc[j] = pow(a, p->alpha);
+        }
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++)
+                M[i * n + j] *= sc[j];
+    }
     return 0;
 }
 
@@ -159,37 +207,8 @@ int lc_lowrank_factor(const char *name, const float *W, int64_t m, int64_t n, co
         lc_error("out of memory");
         goto out;
     }
-    for (size_t i = 0; i < mn; i++)
-        M[i] = W[i];
-    if (p->method == LC_LR_WHITEN) {
-        if (!(L = malloc((size_t)(n * n) * sizeof *L))) {
-            lc_error("out of memory");
-            goto out;
-        }
-        if (whiten_factor(H, n, p->percdamp, L, rep))
-            goto out;
-        cblas_dtrmm(CblasRowMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, (int)m, (int)n, 1.0, L, (int)n,
-                    M, (int)n);
-    } else if (p->method == LC_LR_ASVD) {
-        if (!(sc = malloc((size_t)n * sizeof *sc))) {
-            lc_error("out of memory");
-            goto out;
-        }
-        double mx = 0;
-        for (int64_t j = 0; j < n; j++)
-            mx = absmean[j] > mx ? absmean[j] : mx;
-        if (!(mx > 0) || !isfinite(mx)) {
-            lc_error("asvd: the inputs' mean |x| is zero or not finite");
-            goto out;
-        }
-        for (int64_t j = 0; j < n; j++) { /* a dead channel gets the floor, not a division by 0 */
-            double a = absmean[j] > 1e-6 * mx ? absmean[j] : 1e-6 * mx;
-            sc[j] = pow(a, p->alpha);
-        }
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t j = 0; j < n; j++)
-                M[i * n + j] *= sc[j];
-    }
+    if (transform(W, m, n, H, absmean, p, M, &L, &sc, rep))
+        goto out;
     lapack_int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'S', (lapack_int)m, (lapack_int)n, M, (lapack_int)n, s, U,
                                      (lapack_int)full, VT, (lapack_int)n);
     if (info != 0) {
@@ -231,8 +250,8 @@ int lc_lowrank_factor(const char *name, const float *W, int64_t m, int64_t n, co
     out->enc = LC_ENC_LOWRANK;
     out->lr_rank = k;
     if (!(out->lr_a = lc_calloc(1, sizeof *out->lr_a)) || !(out->lr_b = lc_calloc(1, sizeof *out->lr_b)) ||
-        factor_tensor("lowrank_a", A, m, k, p->factor_bits, out->lr_a) ||
-        factor_tensor("lowrank_b", B, k, n, p->factor_bits, out->lr_b) || lc_tensor_validate(out))
+        factor_tensor("lowrank_a", A, m, k, p->factor_bits, p->factor_dtype, out->lr_a) ||
+        factor_tensor("lowrank_b", B, k, n, p->factor_bits, p->factor_dtype, out->lr_b) || lc_tensor_validate(out))
         goto out;
     if (!(What = malloc(mn * sizeof *What)) || lc_tensor_to_f32(out, What)) {
         if (!What)
@@ -245,5 +264,141 @@ out:
     free(M), free(L), free(sc), free(s), free(U), free(VT), free(A), free(B), free(What);
     if (rc)
         lc_tensor_release(out);
+    return rc;
+}
+
+int lc_lowrank_spectrum(const float *W, int64_t m, int64_t n, const double *H, const float *absmean,
+                        const lc_lr_params *p, double *s2, lc_lr_report *rep)
+{
+    lc_lr_report r0;
+    if (!rep)
+        rep = &r0;
+    memset(rep, 0, sizeof *rep);
+    if (m < 1 || n < 1 || m > INT32_MAX / 2 || n > INT32_MAX / 2)
+        return lc_error("low-rank: bad shape [%lld, %lld]", (long long)m, (long long)n);
+    if ((p->method == LC_LR_WHITEN && !H) || (p->method == LC_LR_ASVD && !absmean))
+        return lc_error("%s needs calibration statistics", p->method == LC_LR_WHITEN ? "whiten" : "asvd");
+    size_t mn = (size_t)(m * n);
+    for (size_t i = 0; i < mn; i++)
+        if (!isfinite(W[i]))
+            return lc_error("the weights hold NaN or Inf values");
+    int64_t full = m < n ? m : n;
+    double *M = malloc(mn * sizeof *M), *L = NULL, *sc = NULL, *s = malloc((size_t)full * sizeof *s), dummy = 0;
+    int rc = -1;
+    if (!M || !s)
+        lc_error("out of memory");
+    else if (transform(W, m, n, H, absmean, p, M, &L, &sc, rep) == 0) {
+        lapack_int info = LAPACKE_dgesdd(LAPACK_ROW_MAJOR, 'N', (lapack_int)m, (lapack_int)n, M, (lapack_int)n, s,
+                                         &dummy, (lapack_int)full, &dummy, (lapack_int)n); /* not referenced */
+        if (info != 0) {
+            lc_error("SVD failed (LAPACK dgesdd info %d)", (int)info);
+        } else {
+            for (int64_t i = 0; i < full; i++)
+                s2[i] = s[i] * s[i];
+            rc = 0;
+        }
+    }
+    free(M), free(L), free(sc), free(s);
+    return rc;
+}
+
+static int64_t gcd64(int64_t a, int64_t b)
+{
+    while (b) {
+        int64_t t = a % b;
+        a = b, b = t;
+    }
+    return a;
+}
+
+#define ALLOC_MAX_UNITS 4000000 /* budget cells of the DP; beyond, costs are coarsened */
+
+int lc_lowrank_allocate(int count, const double *const *s2, const int64_t *m, const int64_t *n, double budget,
+                        int step, int *ranks, double *err_out, int *exact)
+{
+    if (count < 1 || step < 1)
+        return lc_error("low-rank allocation: nothing to allocate");
+    /* options: rank 1 and every multiple of step up to min(m, n) (and below the dense size) */
+    int *nopt = lc_calloc((size_t)count, sizeof *nopt);
+    int **opt = lc_calloc((size_t)count, sizeof *opt);
+    double min_cost = 0;
+    int64_t unit = 0;
+    int rc = -1;
+    uint16_t *choice = NULL;
+    double *dp = NULL, *next = NULL;
+    if (!nopt || !opt)
+        goto out;
+    for (int t = 0; t < count; t++) {
+        int64_t full = m[t] < n[t] ? m[t] : n[t], cap = m[t] * n[t] / (m[t] + n[t]);
+        if (cap > full)
+            cap = full;
+        if (cap < 1)
+            cap = 1;
+        if (!(opt[t] = lc_malloc((size_t)(cap / step + 2) * sizeof **opt)))
+            goto out;
+        opt[t][nopt[t]++] = 1;
+        for (int64_t k = step; k <= cap; k += step)
+            if (k > 1)
+                opt[t][nopt[t]++] = (int)k;
+        if (nopt[t] > 65535) {
+            lc_error("low-rank allocation: %d ranks for one tensor (use a larger step)", nopt[t]);
+            goto out;
+        }
+        min_cost += (double)(m[t] + n[t]);
+        unit = gcd64(unit, m[t] + n[t]); /* every cost is k (m + n) */
+    }
+    if (budget < min_cost) {
+        lc_error("a budget of %.0f factor elements is below what rank 1 takes (%.0f)", budget, min_cost);
+        goto out;
+    }
+    *exact = 1;
+    while (budget / (double)unit > ALLOC_MAX_UNITS) /* costs rounded up: never over the budget */
+        unit *= 2, *exact = 0;
+    int64_t B = (int64_t)(budget / (double)unit);
+    size_t cells = (size_t)(B + 1);
+    dp = lc_malloc(cells * sizeof *dp), next = lc_malloc(cells * sizeof *next);
+    choice = lc_malloc((size_t)count * cells * sizeof *choice);
+    if (!dp || !next || !choice)
+        goto out;
+    for (size_t b = 0; b < cells; b++)
+        dp[b] = 0; /* no tensor yet: no error, whatever is left */
+    for (int t = 0; t < count; t++) {
+        int64_t full = m[t] < n[t] ? m[t] : n[t];
+        double total = 0;
+        for (int64_t i = 0; i < full; i++)
+            total += s2[t][i];
+        for (size_t b = 0; b < cells; b++)
+            next[b] = INFINITY;
+        for (int j = 0; j < nopt[t]; j++) {
+            int k = opt[t][j];
+            double kept = 0;
+            for (int i = 0; i < k; i++)
+                kept += s2[t][i];
+            double e = total - kept > 0 ? total - kept : 0;
+            int64_t c = ((int64_t)k * (m[t] + n[t]) + unit - 1) / unit;
+            for (int64_t b = c; b <= B; b++)
+                if (dp[b - c] + e < next[b]) {
+                    next[b] = dp[b - c] + e;
+                    choice[(size_t)t * cells + (size_t)b] = (uint16_t)j;
+                }
+        }
+        double *tmp = dp;
+        dp = next, next = tmp;
+    }
+    if (!isfinite(dp[B])) {
+        lc_error("a budget of %.0f factor elements is below what rank 1 takes (%.0f)", budget, min_cost);
+        goto out;
+    }
+    *err_out = dp[B];
+    for (int t = count - 1, b = (int)B; t >= 0; t--) {
+        int k = opt[t][choice[(size_t)t * cells + (size_t)b]];
+        ranks[t] = k;
+        b -= (int)(((int64_t)k * (m[t] + n[t]) + unit - 1) / unit);
+    }
+    rc = 0;
+out:
+    for (int t = 0; opt && t < count; t++)
+        free(opt[t]);
+    free(opt), free(nopt), free(dp), free(next), free(choice);
     return rc;
 }

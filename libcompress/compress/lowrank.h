@@ -21,8 +21,9 @@
  * k = floor(m n (1 - ratio) / (m + n))), or `energy` (the smallest k whose
  * singular values keep that fraction of sum s^2 of W S).  Exactly one.
  *
- * Factors are f32, or with factor_bits RTN codes (symmetric, group 32
- * along the row where 32 divides it, else the whole row).
+ * Factors are floats of factor_dtype, or with factor_bits RTN codes
+ * (symmetric, group 32 along the row where 32 divides it, else the whole
+ * row).
  */
 #ifndef LC_LOWRANK_H
 #define LC_LOWRANK_H
@@ -39,7 +40,8 @@ typedef struct lc_lr_params {
     double energy;      /* in (0, 1]: fraction of the spectrum's energy kept */
     double alpha;       /* ASVD exponent (default 0.5) */
     double percdamp;    /* whiten: initial damping of H, fraction of mean(diag H) (default 1e-3) */
-    int factor_bits;    /* 0: f32 factors; 2..8: RTN codes */
+    int factor_bits;    /* 0: float factors of factor_dtype; 2..8: RTN codes */
+    lc_dtype factor_dtype; /* float factors: f32 (default), f16 or bf16 (lc-lowrank: the input's dtype) */
 } lc_lr_params;
 
 void lc_lr_params_default(lc_lr_params *p);
@@ -64,6 +66,23 @@ int lc_lowrank_rank(const lc_lr_params *p, int64_t m, int64_t n, const double *s
  * name copied from `name`, enc LC_ENC_LOWRANK. */
 int lc_lowrank_factor(const char *name, const float *W, int64_t m, int64_t n, const double *H, const float *absmean,
                       const lc_lr_params *p, lc_tensor *out, lc_lr_report *rep);
+
+/* The squared singular values (min(m, n) of them, descending) of W S, the
+ * matrix the method truncates: for whiten, the output error on the data of
+ * rank k is the sum of those past k. */
+int lc_lowrank_spectrum(const float *W, int64_t m, int64_t n, const double *H, const float *absmean,
+                        const lc_lr_params *p, double *s2, lc_lr_report *rep);
+
+/* Ranks across `count` tensors [m_t, n_t] with spectra s2[t] that minimise
+ * the summed truncation error sum_t sum_{i >= k_t} s2[t][i] subject to
+ * sum_t k_t (m_t + n_t) <= budget (factor elements): an exact dynamic
+ * program over each tensor's ranks {1, step, 2 step, ...} below the dense
+ * size, costs in units of the gcd of all (m_t + n_t).  When the budget
+ * has more than 4 million such units the unit is doubled until it fits and
+ * costs are rounded up (*exact = 0; the budget still holds).  -1 when
+ * rank 1 everywhere already exceeds the budget. */
+int lc_lowrank_allocate(int count, const double *const *s2, const int64_t *m, const int64_t *n, double budget,
+                        int step, int *ranks, double *err, int *exact);
 
 /* Relative error of What against W: tr(dW H dW^T) / tr(W H W^T), or the
  * squared Frobenius ratio when H is NULL. */

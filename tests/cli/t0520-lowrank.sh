@@ -87,6 +87,29 @@ else
   skip "NaN weights: no /usr/bin/python3 with h5py"
 fi
 
+# allocation: the same bytes as uniform rank 16, spread by the spectra
+expect_code 0 "--budget (svd)" lc-lowrank -q --method svd --budget $((16 * 4 * (4 * 256 + 4 * 192 + 6 * 384))) "$TMP/m.h5" -o "$TMP/bud.h5"
+check "allocated ranks differ across tensors and fit the budget" /usr/bin/python3 - "$TMP/bud.h5" "$TMP/svd.h5" <<'PY'
+import h5py, sys
+def fac_bytes(p):
+    f = h5py.File(p, "r"); t = f["tensors"]; tot = 0; ranks = set()
+    for k in t:
+        if "lowrank_rank" in t[k].attrs:
+            ranks.add(int(t[k].attrs["lowrank_rank"]))
+            tot += t[k]["lowrank_a"]["data"].size * 4 + t[k]["lowrank_b"]["data"].size * 4
+    return tot, ranks
+b, r = fac_bytes(sys.argv[1]); u, _ = fac_bytes(sys.argv[2])
+print("# budget run", b, "bytes, ranks", sorted(r), "; uniform", u)
+sys.exit(0 if b <= u and len(r) > 1 else 1)
+PY
+expect_code 0 "--target-bpw (whiten)" lc-lowrank -q --target-bpw 8 $CALIB "$TMP/m.h5" -o "$TMP/bpw.h5"
+check "lineage: ranks allocated for 8 bits per weight" sh -c "lc-info '$TMP/bpw.h5' | grep -q 'ranks allocated for 8 bits per weight'"
+expect_fail_clean 1 "a budget below what rank 1 takes" lc-lowrank --method svd --budget 100 "$TMP/m.h5" -o "$TMP/bad.h5"
+check "it says so" grep -q "below what rank 1 takes" "$TMP/err"
+lc-import -q --synthetic 3 --dtype bf16 -o "$TMP/m16.h5"
+expect_code 0 "a bf16 model" lc-lowrank -q --method svd --rank 16 "$TMP/m16.h5" -o "$TMP/lr16.h5"
+check "its factors are bf16 (as precise as its weights)" sh -c "lc-info '$TMP/lr16.h5' | grep -q 'layers.0.attn_q *lr16\[bf16\] '"
+
 # compensation: a quantized model keeps its codes and gains the term of its error
 expect_code 0 "lc-quant | lc-lowrank --compensate" sh -c "lc-quant -q --method rtn --bits 3 --group 32 '$TMP/m.h5' | lc-lowrank -q --compensate 8 --factor-bits 8 --reference '$TMP/m.h5' $CALIB >'$TMP/comp.h5'"
 check "lc-info: q3-sym-g32+lr8[q8-sym-row]" sh -c "lc-info '$TMP/comp.h5' | grep -q 'layers.0.attn_q *q3-sym-g32+lr8\[q8-sym-g8,q8-sym-g32\] \|layers.0.attn_q *q3-sym-g32+lr8\['"

@@ -474,11 +474,62 @@ static void test_real(void)
     lc_container_close(r);
 }
 
+/* The allocation is the exact optimum: brute force over every choice. */
+static void test_allocate(void)
+{
+    enum { T = 3 };
+    int64_t m[T] = {6, 8, 5}, n[T] = {7, 4, 9};
+    double sp[T][8], *s2[T];
+    for (int t = 0; t < T; t++) {
+        s2[t] = sp[t];
+        double v = 10.0 * (t + 1);
+        for (int i = 0; i < 8; i++)
+            sp[t][i] = v, v *= 0.3 + 0.2 * t;
+    }
+    int worse = 0, tried = 0;
+    for (double budget = 18; budget <= 160; budget += 7) {
+        int ranks[T], exact;
+        double err;
+        if (lc_lowrank_allocate(T, (const double *const *)s2, m, n, budget, 1, ranks, &err, &exact)) {
+            CHECK(budget < 13 + 12 + 14, "only a budget below rank 1 fails (%g): %s", budget, lc_errmsg());
+            continue;
+        }
+        double best = INFINITY, cost = 0, e = 0;
+        for (int a = 1; a <= 3; a++)      /* caps: floor(m n / (m + n)) = 3, 2, 3 */
+            for (int b = 1; b <= 2; b++)
+                for (int c = 1; c <= 3; c++) {
+                    int k[T] = {a, b, c};
+                    double cs = 0, es = 0;
+                    for (int t = 0; t < T; t++) {
+                        cs += (double)k[t] * (double)(m[t] + n[t]);
+                        for (int i = k[t]; i < (m[t] < n[t] ? m[t] : n[t]); i++)
+                            es += sp[t][i];
+                    }
+                    if (cs <= budget && es < best)
+                        best = es;
+                }
+        for (int t = 0; t < T; t++) {
+            cost += (double)ranks[t] * (double)(m[t] + n[t]);
+            for (int i = ranks[t]; i < (m[t] < n[t] ? m[t] : n[t]); i++)
+                e += sp[t][i];
+        }
+        tried++;
+        worse += cost > budget || fabs(e - best) > 1e-9 || fabs(err - e) > 1e-9 || !exact;
+    }
+    CHECK(tried > 10 && worse == 0, "allocation = brute-force optimum within the budget (%d of %d differ)", worse, tried);
+    int r[T], ex;
+    double err;
+    CHECK(lc_lowrank_allocate(T, (const double *const *)s2, m, n, 20, 1, r, &err, &ex) != 0 &&
+              strstr(lc_errmsg(), "below what rank 1 takes"),
+          "a budget below rank 1: %s", lc_errmsg());
+}
+
 int main(int argc, char **argv)
 {
     test_begin("test_lowrank");
     lc_blas_ensure(argc, argv);
     test_factor();
+    test_allocate();
     test_kernels();
     test_container();
     test_model();
