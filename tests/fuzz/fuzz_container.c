@@ -19,10 +19,12 @@ static uint8_t *base_img;
 static size_t base_len;
 
 static const char *const objs[] = {"/", "/config", "/tokenizer", "/tensors/tok_embeddings", "/tensors/norm",
-                                   "/tensors/layers.0.attn_q", "/tensors/layers.0.ffn_down"};
+                                   "/tensors/layers.0.attn_q", "/tensors/layers.0.ffn_down",
+                                   "/tensors/layers.0.attn_k", "/tensors/layers.0.attn_k/lowrank_a",
+                                   "/tensors/layers.0.ffn_gate", "/tensors/layers.0.ffn_gate/lowrank_b"};
 static const char *const attrs[] = {"format", "format_version", "dim", "n_layers", "n_heads", "n_kv_heads",
                                     "head_dim", "vocab_size", "encoding", "shape", "dtype", "bits", "group",
-                                    "form", "n_vocab", "bos_id", "rope_theta", "tied_embeddings"};
+                                    "form", "n_vocab", "bos_id", "rope_theta", "tied_embeddings", "lowrank_rank"};
 static const char *const dsets[] = {"data", "codes", "scales", "pieces", "offsets", "scores", "types"};
 
 static void build_base(void)
@@ -63,6 +65,18 @@ static void build_base(void)
                 abort();
             memset(t.data, 0, t.data_bytes);
         }
+        if (i == 3 || i == 7) { /* low-rank terms (format 2): attn_k alone, ffn_gate under its base */
+            int k = i == 3 ? 4 : 2;
+            if (i == 3)
+                lc_tensor_release(&t), t = (lc_tensor){.ndim = 2, .shape = {sh[0], sh[1]}, .enc = LC_ENC_LOWRANK},
+                snprintf(t.name, sizeof t.name, "%s", names[i]);
+            t.lr_rank = k;
+            t.lr_a = calloc(1, sizeof *t.lr_a), t.lr_b = calloc(1, sizeof *t.lr_b);
+            if (lc_tensor_alloc_dense(t.lr_a, "a", LC_DT_F32, 2, (int64_t[]){sh[0], k}) ||
+                lc_tensor_alloc_dense(t.lr_b, "b", LC_DT_BF16, 2, (int64_t[]){k, sh[1]}))
+                abort();
+            memset(t.lr_a->data, 0, t.lr_a->data_bytes), memset(t.lr_b->data, 0, t.lr_b->data_bytes);
+        }
         if (lc_container_write_tensor(w, &t))
             abort();
         lc_tensor_release(&t);
@@ -84,7 +98,7 @@ static void set_attr(hid_t o, const char *name, int kind, int64_t v)
     char str[64] = {0};
     if (kind == 1) {
         t = H5Tcopy(H5T_C_S1);
-        snprintf(str, sizeof str, "%s", v & 1 ? "quant" : v & 2 ? "bf16" : v & 4 ? "zero" : "dense");
+        snprintf(str, sizeof str, "%s", v & 1 ? "quant" : v & 2 ? "bf16" : v & 4 ? "zero" : v & 8 ? "lowrank" : "dense");
         H5Tset_size(t, (size_t)((v & 0x7fffffff) % 40) + 1);
     } else if (kind == 3) {
         t = H5Tcopy(H5T_IEEE_F64LE);
@@ -141,18 +155,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     /* each 4-byte op: object, verb, name, value */
     for (size_t i = 0; i + 4 <= size && i < 64; i += 4) {
-        const char *obj = objs[data[i] % 7];
+        const char *obj = objs[data[i] % (sizeof objs / sizeof *objs)];
         hid_t o = H5Oopen(f, obj, H5P_DEFAULT);
         if (o < 0)
             continue;
         int verb = data[i + 1] % 8;
         int64_t v = (int64_t)(int8_t)data[i + 3] * (data[i + 1] & 0x80 ? 1000003 : 1);
         if (verb < 4)
-            set_attr(o, attrs[data[i + 2] % 18], verb, v);
+            set_attr(o, attrs[data[i + 2] % (sizeof attrs / sizeof *attrs)], verb, v);
         else if (verb < 7)
             set_dset(o, dsets[data[i + 2] % 7], verb - 4, v);
-        else if (H5Aexists(o, attrs[data[i + 2] % 18]) > 0)
-            H5Adelete(o, attrs[data[i + 2] % 18]);
+        else if (H5Aexists(o, attrs[data[i + 2] % (sizeof attrs / sizeof *attrs)]) > 0)
+            H5Adelete(o, attrs[data[i + 2] % (sizeof attrs / sizeof *attrs)]);
         H5Oclose(o);
     }
     H5Fflush(f, H5F_SCOPE_GLOBAL);
