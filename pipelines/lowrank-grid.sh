@@ -18,7 +18,8 @@ RATIOS=${RATIOS:-0.2 0.4}
 mkdir -p "$OUT"
 base=$OUT/base.h5
 [ -f "$base" ] || lc-import -q "$SRC" -o "$base"
-eval_one() { # name file
+eval_one() { # name file (a report newer than the file is kept: rerunning resumes the grid)
+  [ -s "$OUT/$1.txt" ] && [ "$OUT/$1.txt" -nt "$2" ] && { grep -E "KLD" "$OUT/$1.txt" | sed "s/^/$1: /" >&2; return; }
   lc-eval -q --text heldout --chunks "$CHUNKS" --base "$base" --base-cache "$OUT/base.cache" \
     $([ "${SPEED:-0}" = 1 ] || echo --no-speed) --name "$1" "$2" >"$OUT/$1.txt"
   grep -E "^size|KLD|top-1|decode" "$OUT/$1.txt" | sed "s/^/$1: /" >&2

@@ -53,6 +53,17 @@ static int tensor_index(lc_container *c, const char *name)
     return -1;
 }
 
+/* One more tensor factored: the totals of the note. */
+static void account(fctx *f, const lc_lr_report *r, int64_t m, int64_t n)
+{
+    f->params_in += m * n;
+    f->params_out += (int64_t)r->rank * (m + n);
+    f->damp_retries += r->damp_retries;
+    if (r->percdamp > f->max_damp)
+        f->max_damp = r->percdamp;
+    f->done++;
+}
+
 static int factor_one(fctx *f, const char *name, const lc_tensor *t, const double *H, const float *absmean,
                       lc_tensor *out)
 {
@@ -86,12 +97,7 @@ static int factor_one(fctx *f, const char *name, const lc_tensor *t, const doubl
                 which = i;
     if (which >= 0)
         f->ranks[layer * 7 + which] = r.rank;
-    f->params_in += m * n;
-    f->params_out += (int64_t)r.rank * (m + n);
-    f->damp_retries += r.damp_retries;
-    if (r.percdamp > f->max_damp)
-        f->max_damp = r.percdamp;
-    f->done++;
+    account(f, &r, m, n);
     lc_log("lc-lowrank: [%d/%d] %s [%lld x %lld]: rank %d, energy kept %.4f, %s error %.4g%s\n", f->done, f->total,
            name, (long long)m, (long long)n, r.rank, r.energy, H ? "output" : "weight", r.err,
            r.damp_retries ? " (Cholesky retried with more dampening)" : "");
@@ -122,12 +128,7 @@ static int compensate_one(fctx *f, const char *name, const lc_tensor *ref, const
         goto out;
     double after = lc_lowrank_rel_error(W, Q, m, n, H);
     f->err_before += before, f->err_after += after;
-    f->params_in += m * n;
-    f->params_out += (int64_t)r.rank * (m + n);
-    f->damp_retries += r.damp_retries;
-    if (r.percdamp > f->max_damp)
-        f->max_damp = r.percdamp;
-    f->done++;
+    account(f, &r, m, n);
     char enc[96];
     lc_tensor_encoding_str(q, enc, sizeof enc);
     lc_log("lc-lowrank: [%d/%d] %s [%lld x %lld]: %s, output error %.4g -> %.4g\n", f->done, f->total, name,

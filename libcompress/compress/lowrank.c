@@ -135,6 +135,25 @@ static int factor_tensor(const char *name, const float *F, int64_t rows, int64_t
     return 0;
 }
 
+/* What every entry point checks: the shape, the statistics the method
+ * needs, finite weights. */
+static int check_args(const float *W, int64_t m, int64_t n, const double *H, const float *absmean,
+                      const lc_lr_params *p)
+{
+    if (m < 1 || n < 1 || m > INT32_MAX / 2 || n > INT32_MAX / 2)
+        return lc_error("low-rank: bad shape [%lld, %lld]", (long long)m, (long long)n);
+    if (p->method == LC_LR_WHITEN && !H)
+        return lc_error("whiten needs the calibration Gram matrix");
+    if (p->method == LC_LR_ASVD && !absmean)
+        return lc_error("asvd needs the inputs' mean |x|");
+    if (p->method == LC_LR_ASVD && !(p->alpha >= 0 && p->alpha <= 4))
+        return lc_error("asvd: alpha %g outside [0, 4]", p->alpha);
+    for (size_t i = 0; i < (size_t)(m * n); i++)
+        if (!isfinite(W[i]))
+            return lc_error("the weights hold NaN or Inf values");
+    return 0;
+}
+
 /* M = W S for the method's input transform S (double); L (whiten: the
  * Cholesky factor) or sc (asvd: the scales) are returned for B = C S^-1,
  * owned by the caller (freed also on failure). */
@@ -186,18 +205,9 @@ int lc_lowrank_factor(const char *name, const float *W, int64_t m, int64_t n, co
     if (!rep)
         rep = &r0;
     memset(rep, 0, sizeof *rep);
-    if (m < 1 || n < 1 || m > INT32_MAX / 2 || n > INT32_MAX / 2)
-        return lc_error("low-rank: bad shape [%lld, %lld]", (long long)m, (long long)n);
-    if (p->method == LC_LR_WHITEN && !H)
-        return lc_error("whiten needs the calibration Gram matrix");
-    if (p->method == LC_LR_ASVD && !absmean)
-        return lc_error("asvd needs the inputs' mean |x|");
-    if (p->method == LC_LR_ASVD && !(p->alpha >= 0 && p->alpha <= 4))
-        return lc_error("asvd: alpha %g outside [0, 4]", p->alpha);
+    if (check_args(W, m, n, H, absmean, p))
+        return -1;
     size_t mn = (size_t)(m * n);
-    for (size_t i = 0; i < mn; i++)
-        if (!isfinite(W[i]))
-            return lc_error("the weights hold NaN or Inf values");
     int64_t full = m < n ? m : n;
     double *M = malloc(mn * sizeof *M), *L = NULL, *sc = NULL, *s = malloc((size_t)full * sizeof *s);
     double *U = malloc((size_t)(m * full) * sizeof *U), *VT = malloc((size_t)(full * n) * sizeof *VT);
@@ -274,14 +284,9 @@ int lc_lowrank_spectrum(const float *W, int64_t m, int64_t n, const double *H, c
     if (!rep)
         rep = &r0;
     memset(rep, 0, sizeof *rep);
-    if (m < 1 || n < 1 || m > INT32_MAX / 2 || n > INT32_MAX / 2)
-        return lc_error("low-rank: bad shape [%lld, %lld]", (long long)m, (long long)n);
-    if ((p->method == LC_LR_WHITEN && !H) || (p->method == LC_LR_ASVD && !absmean))
-        return lc_error("%s needs calibration statistics", p->method == LC_LR_WHITEN ? "whiten" : "asvd");
+    if (check_args(W, m, n, H, absmean, p))
+        return -1;
     size_t mn = (size_t)(m * n);
-    for (size_t i = 0; i < mn; i++)
-        if (!isfinite(W[i]))
-            return lc_error("the weights hold NaN or Inf values");
     int64_t full = m < n ? m : n;
     double *M = malloc(mn * sizeof *M), *L = NULL, *sc = NULL, *s = malloc((size_t)full * sizeof *s), dummy = 0;
     int rc = -1;
