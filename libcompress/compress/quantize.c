@@ -101,16 +101,67 @@ static int keep_structure(lc_tensor *q, const prior *pr)
     return 0;
 }
 
+/* The grid of a low-rank factor: p's group where it divides the factor's
+ * rows (the rank, for A), else 32, else the whole row. */
+static int factor_params(const lc_tensor *f, const lc_quant_params *p, lc_quant_params *out)
+{
+    int64_t cols = lc_tensor_cols(f);
+    int g;
+    *out = *p;
+    if (p->group > 0 && cols % p->group)
+        out->group = cols % 32 == 0 ? 32 : 0;
+    return lc_quant_params_check(out, cols, &g);
+}
+
+/* A tensor that is its low-rank term alone, with RTN-quantized factors
+ * (the composition: lc-lowrank | lc-quant). */
+static int quantize_factors(const lc_tensor *t, const lc_quant_params *p, lc_tensor *out)
+{
+    if (lc_tensor_copy(out, t))
+        return -1;
+    lc_tensor *fs[2] = {out->lr_a, out->lr_b};
+    for (int i = 0; i < 2; i++) {
+        lc_quant_params fp;
+        lc_tensor q = {0};
+        float *w = tensor_f32(fs[i]);
+        int rc = !w || factor_params(fs[i], p, &fp) || lc_quant_rtn(w, lc_tensor_rows(fs[i]), lc_tensor_cols(fs[i]), &fp, &q);
+        free(w);
+        if (rc) {
+            lc_tensor_release(out);
+            return lc_error_prefix("%s: factor %s", t->name, i ? "B" : "A");
+        }
+        snprintf(q.name, sizeof q.name, "%s", fs[i]->name);
+        lc_tensor_release(fs[i]);
+        *fs[i] = q;
+    }
+    return 0;
+}
+
 /* Can tensor t (its info) take `bits` with p?  The refusals of the
  * composition rules, before anything is written. */
 static int check_composition(const lc_tensor *t, const lc_quant_params *p, const lc_quantize_opts *o)
 {
     char enc[96];
     lc_tensor_encoding_str(t, enc, sizeof enc);
-    if (lc_tensor_has_lowrank(t))
-        return lc_error("tensor '%s' has a low-rank term (%s): lc-quant would quantize its materialised product and "
-                        "drop the factorization; quantize the factors with lc-lowrank --factor-bits, or --keep '%s'",
-                        t->name, enc, t->name);
+    if (lc_tensor_has_lowrank(t)) {
+        if (t->enc != LC_ENC_LOWRANK)
+            return lc_error("tensor '%s' has a low-rank term over a base (%s): lc-quant quantizes the factors of a "
+                            "tensor that is its term alone; quantize before lc-lowrank --compensate, or --keep '%s'",
+                            t->name, enc, t->name);
+        if (o->method == LC_QM_AWQ)
+            return lc_error("tensor '%s' (%s): AWQ scales a dense weight's input channels; use rtn or gptq (the "
+                            "factors are quantized with RTN), or --keep '%s'",
+                            t->name, enc, t->name);
+        if ((lc_tensor_is_quantized(t->lr_a) || lc_tensor_is_quantized(t->lr_b)) && !o->requantize)
+            return lc_error("tensor '%s' (%s): its factors are already quantized; pass --requantize to quantize "
+                            "them anew, or --keep '%s'",
+                            t->name, enc, t->name);
+        lc_quant_params fp;
+        for (int i = 0; i < 2; i++)
+            if (factor_params(i ? t->lr_b : t->lr_a, p, &fp))
+                return lc_error_prefix("tensor '%s' (%s), factor %s", t->name, enc, i ? "B" : "A");
+        return 0;
+    }
     if (lc_tensor_is_quantized(t) && !o->requantize)
         return lc_error("tensor '%s' is already quantized (%s): lc-quant would round its codes again; pass "
                         "--requantize to dequantize it and quantize anew (the lineage says so), or --keep '%s'",
@@ -265,8 +316,9 @@ static int layer_cb(void *ud, lc_model *m, int layer, const lc_layer_stats *st)
     }
     if (o->method == LC_QM_GPTQ) {
         for (int i = 0; i < 7; i++) {
-            if (!bits[i])
-                continue;
+            lc_layer_tensor_name(name, sizeof name, layer, LINEARS[i]);
+            if (!bits[i] || lc_tensor_has_lowrank(lc_model_tensor(m, name)))
+                continue; /* low-rank factors: RTN when written */
             lc_layer_tensor_name(name, sizeof name, layer, LINEARS[i]);
             lc_quant_params p = params_for(o, name, bits[i]);
             if (install(m, name, W[i], rows[i], cols[i], st->H[lc_calib_point_of(LINEARS[i])], &p, NULL, q))
@@ -354,7 +406,7 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
     if (lc_container_read_config(in, &cfg) || lc_container_copy_header(in, out))
         return -1;
     /* check every selected tensor's shape against the parameters up front */
-    int n = lc_container_n_tensors(in), n_sel = 0, n_requant = 0;
+    int n = lc_container_n_tensors(in), n_sel = 0, n_requant = 0, n_lowrank = 0;
     for (int i = 0; i < n; i++) {
         const char *name = lc_container_tensor_name(in, i);
         int bits = bits_for(o, name);
@@ -415,13 +467,26 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
                 norm = &q.norms[k];
         if (norm) {
             r2 = lc_container_write_tensor(out, norm);
+        } else if (bits && mt && lc_tensor_has_lowrank(mt)) {
+            lc_quant_params p = params_for(o, name, bits);
+            lc_tensor fq;
+            r2 = quantize_factors(mt, &p, &fq) || lc_container_write_tensor(out, &fq);
+            lc_tensor_release(&fq);
+            n_lowrank++;
         } else if (bits && mt && strncmp(name, "layers.", 7) == 0 && lc_model_is_linear(name)) {
             r2 = lc_container_write_tensor(out, mt); /* calibrated result (layer_cb installed every one) */
         } else if (bits) {
-            lc_tensor t;
+            lc_tensor t, fq;
             if (lc_container_read_tensor(in, name, &t))
                 goto out;
-            r2 = write_rtn(out, &t, bits, o, &q.n_sparse);
+            if (lc_tensor_has_lowrank(&t)) {
+                lc_quant_params p = params_for(o, name, bits);
+                r2 = quantize_factors(&t, &p, &fq) || lc_container_write_tensor(out, &fq);
+                lc_tensor_release(&fq);
+                n_lowrank++;
+            } else {
+                r2 = write_rtn(out, &t, bits, o, &q.n_sparse);
+            }
             lc_tensor_release(&t);
         } else {
             r2 = lc_container_copy_tensor(in, out, name);
@@ -444,6 +509,8 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
     if (q.n_sparse && k > 0 && (size_t)k < nn)
         k += snprintf(note + k, nn - (size_t)k, "; %d sparse tensors kept their structure (kept weights quantized)",
                       q.n_sparse);
+    if (n_lowrank && k > 0 && (size_t)k < nn)
+        k += snprintf(note + k, nn - (size_t)k, "; %d low-rank tensors: their factors quantized (RTN)", n_lowrank);
     if (n_requant && k > 0 && (size_t)k < nn)
         snprintf(note + k, nn - (size_t)k, "; --requantize: %d already quantized tensors dequantized first", n_requant);
     rc = 0;
