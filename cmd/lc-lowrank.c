@@ -24,6 +24,9 @@ static const char usage[] =
     "                        bits per weight of theirs, minimising the summed output error\n"
     "                        (whiten; svd: weight error) - an exact dynamic program\n"
     "      --budget BYTES    the same for a total of BYTES bytes of factors\n"
+    "      --align N         round --ratio ranks down and --energy ranks up to a multiple of N\n"
+    "                        (when at least 4 N) so that factor rows are whole cache lines\n"
+    "                        (default 16; 1 = the exact formula)\n"
     "      --alpha A         asvd: exponent of mean |x| (default 0.5)\n"
     "      --damp F          whiten: dampening of the Gram matrix, fraction of its mean\n"
     "                        diagonal (default 0.001; raised x10 when Cholesky fails)\n"
@@ -58,13 +61,13 @@ static int usage_error(const char *msg)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    enum { O_RATIO = 256, O_ENERGY, O_ALPHA, O_DAMP, O_FBITS, O_KEEP, O_SEQ, O_COMP, O_REF, O_BPW, O_BUDGET };
+    enum { O_RATIO = 256, O_ENERGY, O_ALPHA, O_DAMP, O_FBITS, O_KEEP, O_SEQ, O_COMP, O_REF, O_BPW, O_BUDGET, O_ALIGN };
     static const struct option lo[] = {
         {"method", 1, 0, 'm'},     {"rank", 1, 0, 'r'},       {"ratio", 1, 0, O_RATIO},
         {"energy", 1, 0, O_ENERGY}, {"alpha", 1, 0, O_ALPHA}, {"damp", 1, 0, O_DAMP},
         {"factor-bits", 1, 0, O_FBITS}, LC_CALIB_LONG_OPTIONS, {"keep", 1, 0, O_KEEP},
         {"sequential", 0, 0, O_SEQ}, {"compensate", 1, 0, O_COMP}, {"reference", 1, 0, O_REF},
-        {"target-bpw", 1, 0, O_BPW}, {"budget", 1, 0, O_BUDGET},
+        {"target-bpw", 1, 0, O_BPW}, {"budget", 1, 0, O_BUDGET}, {"align", 1, 0, O_ALIGN},
         {"threads", 1, 0, 'T'},    {"output", 1, 0, 'o'},     {"quiet", 0, 0, 'q'},
         {"help", 0, 0, 'h'},       {"version", 0, 0, 'V'},    {0, 0, 0, 0}};
     int c;
@@ -121,6 +124,10 @@ static int parse(int argc, char **argv, struct opts *o)
             o->f.compensate = (int)v;
             break;
         case O_REF: o->reference = optarg; break;
+        case O_ALIGN:
+            if (lc_parse_long("--align", optarg, 1, 4096, &v)) return usage_error(lc_errmsg());
+            o->f.p.align = (int)v;
+            break;
         case O_BPW:
             if (lc_parse_double("--target-bpw", optarg, 0, 64, &d) || d <= 0)
                 return usage_error("--target-bpw: B must lie in (0, 64]");

@@ -5,8 +5,8 @@
 # For sqz-s7 (f32), sqz-m29 (bf16, as shipped), sqz-m29 converted to f32
 # (through lc-export --type f32 and lc-import), and variants of the
 # latter - 50% unstructured and 2:4 pruned (magnitude, f32 values), RTN
-# 4-bit g32, and 2:4 and 50% unstructured with 4-bit g32 codes - at 1 and
-# 2 threads:
+# 4-bit g32, 2:4 and 50% unstructured with 4-bit g32 codes, and a 20%
+# parameter cut by low-rank factors - at 1 and 2 threads:
 #   prefill tok/s  one lc_forward of 512 tokens from position 0   (lc-eval --speed-only)
 #   decode tok/s   128 single-token steps after an 8-token prompt
 #   of BW limit    decode tok/s x bytes read per token (lc_model_bytes_per_token)
@@ -60,6 +60,9 @@ derive m29-50 lc-prune --method magnitude --sparsity 0.5
 derive m29-nm24 lc-prune --method magnitude --nm 2:4
 derive m29-nm24-q4g32 lc-prune --method magnitude --nm 2:4 --bits 4 --group 32
 derive m29-50-q4g32 lc-prune --method magnitude --sparsity 0.5 --bits 4 --group 32
+# a 20% parameter cut of every linear by low-rank factors (f32), against dense f32: the embedding
+# and the tied head stay, so the ideal is the ratio of bytes per token (~1.21x)
+derive m29-lr20 lc-lowrank --method svd --ratio 0.2
 
 for t in $THREADS; do
   "$BIN/lc-eval" --bandwidth --json --threads "$t" >"$OUT/bw-$t.json" || exit 1
@@ -68,7 +71,7 @@ for t in $THREADS; do
 done
 echo
 printf '%-14s %3s %10s %7s %9s %7s %10s %9s\n' model thr prefill spread decode spread "MiB/token" "of BW"
-for m in sqz-s7 sqz-m29 sqz-m29-f32 m29-50 m29-nm24 m29-q4g32 m29-nm24-q4g32 m29-50-q4g32; do
+for m in sqz-s7 sqz-m29 sqz-m29-f32 m29-50 m29-nm24 m29-q4g32 m29-nm24-q4g32 m29-50-q4g32 m29-lr20; do
   for t in $THREADS; do
     j=$OUT/speed-$m-$t.json
     "$BIN/lc-eval" -q --speed-only --no-ledger --json --threads "$t" --speed-reps "$REPS" "$OUT/$m.h5" >"$j" ||

@@ -316,7 +316,7 @@ static int allocate(fctx *f, lc_container *in, lc_model *m, lc_tokenizer *tk, lc
     int64_t minside = INT64_MAX;
     for (int t = 0; t < count; t++)
         minside = rows[t] < minside ? rows[t] : minside, minside = cols[t] < minside ? cols[t] : minside;
-    int step = minside >= 256 ? 8 : 1;
+    int step = minside >= 256 ? (o->p.align > 1 ? o->p.align : 8) : 1;
     if (lc_lowrank_allocate(count, s2, rows, cols, bytes / bpe, step, ranks, &err, &exact))
         goto out;
     for (int t = 0; t < count; t++)

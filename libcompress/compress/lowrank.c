@@ -15,6 +15,7 @@ void lc_lr_params_default(lc_lr_params *p)
     p->method = LC_LR_WHITEN;
     p->alpha = 0.5;
     p->percdamp = 1e-3;
+    p->align = 16;
 }
 
 int lc_lowrank_rank(const lc_lr_params *p, int64_t m, int64_t n, const double *s2, int ns, int *k)
@@ -36,7 +37,10 @@ int lc_lowrank_rank(const lc_lr_params *p, int64_t m, int64_t n, const double *s
         if (r < 1)
             return lc_error("a ratio of %g leaves less than rank 1 of a %lld x %lld matrix", p->ratio, (long long)m,
                             (long long)n);
-        *k = (int)(r < full ? r : full);
+        r = r < full ? r : full;
+        if (p->align > 1 && r >= 4 * p->align)
+            r = r / p->align * p->align;
+        *k = (int)r;
         return 0;
     }
     if (!(p->energy <= 1))
@@ -47,6 +51,9 @@ int lc_lowrank_rank(const lc_lr_params *p, int64_t m, int64_t n, const double *s
     int r = 0;
     while (r < ns && (r == 0 || acc < p->energy * tot))
         acc += s2[r++];
+    if (p->align > 1 && r >= 4 * p->align)
+        r = (r + p->align - 1) / p->align * p->align;
+    r = r < ns ? r : ns;
     *k = r < 1 ? 1 : r;
     return 0;
 }

@@ -156,9 +156,13 @@ static void test_factor(void)
     /* rank rules */
     int k;
     lc_lr_params_default(&p);
-    p.ratio = 0.2;
+    p.ratio = 0.2, p.align = 1; /* the exact formula */
     CHECK(lc_lowrank_rank(&p, 512, 512, NULL, 0, &k) == 0 && k == 204, "ratio 0.2 of 512x512: k %d (204)", k);
     CHECK(lc_lowrank_rank(&p, 1536, 512, NULL, 0, &k) == 0 && k == 307, "ratio 0.2 of 1536x512: k %d (307)", k);
+    p.align = 16; /* the default: down to whole cache lines of f32, a cut of at least the ratio */
+    CHECK(lc_lowrank_rank(&p, 512, 512, NULL, 0, &k) == 0 && k == 192, "aligned: k %d (192)", k);
+    CHECK(lc_lowrank_rank(&p, 1536, 512, NULL, 0, &k) == 0 && k == 304, "aligned: k %d (304)", k);
+    CHECK(lc_lowrank_rank(&p, 100, 60, NULL, 0, &k) == 0 && k == 30, "below 4 x 16 the exact rank: k %d (30)", k);
     p.ratio = 0.9999;
     CHECK(lc_lowrank_rank(&p, 4, 4, NULL, 0, &k) != 0 && strstr(lc_errmsg(), "less than rank 1"),
           "a ratio leaving no rank: %s", lc_errmsg());
@@ -168,7 +172,7 @@ static void test_factor(void)
     p.rank = 3, p.ratio = 0.5;
     CHECK(lc_lowrank_rank(&p, 48, 64, NULL, 0, &k) != 0, "two rank rules refused");
     double s2[5] = {50, 30, 15, 4, 1};
-    p.rank = 0, p.ratio = 0, p.energy = 0.95;
+    p.rank = 0, p.ratio = 0, p.energy = 0.95, p.align = 1;
     CHECK(lc_lowrank_rank(&p, 5, 5, s2, 5, &k) == 0 && k == 3, "energy 0.95 of 50/30/15/4/1: k %d (3)", k);
     p.energy = 0.96;
     CHECK(lc_lowrank_rank(&p, 5, 5, s2, 5, &k) == 0 && k == 4, "energy 0.96: k %d (4)", k);
