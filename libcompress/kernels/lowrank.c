@@ -17,13 +17,27 @@ static void mv(const lc_wmat *w, const float *x, float *y, int64_t r0, int64_t r
         lc_matvec(w, x, y, r0, r1, isa);
 }
 
+/* Rows [a, b) of a factor (dense or quantized: rows are uniform) as a
+ * view of its own, so that its kernel writes rows 0.. of a small buffer. */
+static lc_wmat factor_rows(const lc_wmat *f, int64_t a, int64_t b)
+{
+    lc_wmat v = *f;
+    size_t g = (size_t)a * (size_t)f->gpr;
+    v.rows = b - a;
+    v.data = f->data + (size_t)a * f->row_bytes;
+    v.scales = f->scales ? f->scales + g : NULL;
+    v.mins = f->mins ? f->mins + g : NULL;
+    v.zeros = f->zeros ? f->zeros + g : NULL;
+    return v;
+}
+
 static void add_rows(const lc_wmat *w, const float *t, float *y, int64_t r0, int64_t r1, lc_isa isa, int ref)
 {
     float buf[ADD_CHUNK];
     for (int64_t a = r0; a < r1; a += ADD_CHUNK) {
         int64_t b = a + ADD_CHUNK < r1 ? a + ADD_CHUNK : r1;
-        /* the A kernel writes y[r] for absolute rows: shift the buffer */
-        mv(w->lr_a, t, buf - a, a, b, isa, ref);
+        lc_wmat part = factor_rows(w->lr_a, a, b);
+        mv(&part, t, buf, 0, b - a, isa, ref);
         for (int64_t r = a; r < b; r++)
             y[r] += buf[r - a];
     }
