@@ -114,6 +114,10 @@ void lc_wmat_rows_f32(const lc_wmat *w, int64_t r0, int64_t r1, float *out)
         return;
     }
     int64_t n = w->cols;
+    if (w->fmt == LC_WF_ZERO) { /* no base: no data */
+        memset(out, 0, (size_t)(r1 - r0) * (size_t)n * sizeof *out);
+        return;
+    }
     for (int64_t r = r0; r < r1; r++, out += n) {
         const uint8_t *row = w->data + (size_t)r * w->row_bytes;
         switch (w->fmt) {
@@ -134,7 +138,6 @@ void lc_wmat_rows_f32(const lc_wmat *w, int64_t r0, int64_t r1, float *out)
         case LC_WF_NM_Q:
         case LC_WF_MASK:
         case LC_WF_MASK_Q: lc_sparse_row_f32(w, r, out); break;
-        case LC_WF_ZERO: memset(out, 0, (size_t)n * sizeof *out); break;
         default:
             for (int g = 0; g < w->gpr; g++) {
                 size_t gi = (size_t)r * (size_t)w->gpr + (size_t)g;
