@@ -151,10 +151,7 @@ static int layer_cb(void *ud, lc_model *m, int layer, const lc_layer_stats *st)
         for (int i = 0; i < 7; i++) {
             char name[LC_NAME_MAX];
             lc_layer_tensor_name(name, sizeof name, layer, LINEARS[i]);
-            int idx = -1;
-            for (int k = 0; k < lc_container_n_tensors(f->in); k++)
-                if (strcmp(lc_container_tensor_name(f->in, k), name) == 0)
-                    idx = k;
+            int idx = tensor_index(f->in, name);
             if (idx < 0 || !selected(f->o, name))
                 continue;
             const lc_tensor *ref = lc_model_tensor(m, name);
@@ -288,6 +285,7 @@ static int allocate(fctx *f, lc_container *in, lc_model *m, lc_tokenizer *tk, lc
         }
     }
     int64_t params = 0;
+    lc_dtype dtype = LC_DT_F32; /* the factors' float type: the weights' (factor_one) */
     for (int i = 0; i < n; i++) {
         if (!f->s2[i])
             continue;
@@ -304,14 +302,12 @@ static int allocate(fctx *f, lc_container *in, lc_model *m, lc_tokenizer *tk, lc
             f->s2[i][k] /= tot;
         rows[count] = t.shape[0], cols[count] = t.shape[1], s2[count] = f->s2[i], idx[count++] = i;
         params += t.shape[0] * t.shape[1];
+        if (t.enc == LC_ENC_DENSE)
+            dtype = t.dtype;
         lc_tensor_release(&t);
     }
     /* bytes per factor element: f32, or codes plus a binary16 scale per 32 */
-    lc_tensor t0;
-    if (lc_container_tensor_info(in, lc_container_tensor_name(in, idx[0]), &t0))
-        goto out;
-    double bpe = o->p.factor_bits ? o->p.factor_bits / 8.0 + 2.0 / 32 : (double)lc_dtype_size(t0.dtype);
-    lc_tensor_release(&t0);
+    double bpe = o->p.factor_bits ? o->p.factor_bits / 8.0 + 2.0 / 32 : (double)lc_dtype_size(dtype);
     double bytes = o->budget > 0 ? o->budget : o->target_bpw * (double)params / 8.0, err;
     int64_t minside = INT64_MAX;
     for (int t = 0; t < count; t++)

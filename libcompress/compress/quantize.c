@@ -374,8 +374,17 @@ out:
 
 /* ---- driver ---------------------------------------------------------------------- */
 
-static int write_rtn(lc_container *out, const lc_tensor *t, int bits, const lc_quantize_opts *o, int *n_sparse)
+static int write_rtn(lc_container *out, const lc_tensor *t, int bits, const lc_quantize_opts *o, int *n_sparse,
+                     int *n_lowrank)
 {
+    if (lc_tensor_has_lowrank(t)) {
+        lc_quant_params p = params_for(o, t->name, bits);
+        lc_tensor fq;
+        int rc = quantize_factors(t, &p, &fq) || lc_container_write_tensor(out, &fq);
+        lc_tensor_release(&fq);
+        ++*n_lowrank;
+        return rc;
+    }
     float *w = tensor_f32(t);
     prior pr;
     if (!w || prior_of(t, &pr)) {
@@ -467,26 +476,14 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
                 norm = &q.norms[k];
         if (norm) {
             r2 = lc_container_write_tensor(out, norm);
-        } else if (bits && mt && lc_tensor_has_lowrank(mt)) {
-            lc_quant_params p = params_for(o, name, bits);
-            lc_tensor fq;
-            r2 = quantize_factors(mt, &p, &fq) || lc_container_write_tensor(out, &fq);
-            lc_tensor_release(&fq);
-            n_lowrank++;
-        } else if (bits && mt && strncmp(name, "layers.", 7) == 0 && lc_model_is_linear(name)) {
+        } else if (bits && mt && !lc_tensor_has_lowrank(mt) && strncmp(name, "layers.", 7) == 0 &&
+                   lc_model_is_linear(name)) {
             r2 = lc_container_write_tensor(out, mt); /* calibrated result (layer_cb installed every one) */
-        } else if (bits) {
-            lc_tensor t, fq;
+        } else if (bits) { /* RTN; a low-rank tensor's factors (layer_cb leaves them) */
+            lc_tensor t;
             if (lc_container_read_tensor(in, name, &t))
                 goto out;
-            if (lc_tensor_has_lowrank(&t)) {
-                lc_quant_params p = params_for(o, name, bits);
-                r2 = quantize_factors(&t, &p, &fq) || lc_container_write_tensor(out, &fq);
-                lc_tensor_release(&fq);
-                n_lowrank++;
-            } else {
-                r2 = write_rtn(out, &t, bits, o, &q.n_sparse);
-            }
+            r2 = write_rtn(out, &t, bits, o, &q.n_sparse, &n_lowrank);
             lc_tensor_release(&t);
         } else {
             r2 = lc_container_copy_tensor(in, out, name);

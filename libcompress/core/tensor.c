@@ -90,10 +90,10 @@ static int factor_validate(const lc_tensor *t, const lc_tensor *f, const char *w
 
 int lc_tensor_validate(const lc_tensor *t)
 {
-    if (t->enc != LC_ENC_LOWRANK && base_validate(t))
+    if (base_validate(t)) /* for LC_ENC_LOWRANK: the shape alone */
         return -1;
-    if (t->enc == LC_ENC_LOWRANK && (t->ndim != 2 || base_validate(t)))
-        return t->ndim != 2 ? lc_error("tensor '%s': a low-rank tensor must be 2-D", t->name) : -1;
+    if (t->enc == LC_ENC_LOWRANK && t->ndim != 2)
+        return lc_error("tensor '%s': a low-rank tensor must be 2-D", t->name);
     if (!lc_tensor_has_lowrank(t)) {
         if (t->enc == LC_ENC_LOWRANK || t->lr_a || t->lr_b || t->lr_rank < 0)
             return lc_error("tensor '%s': low-rank rank %d", t->name, t->lr_rank);
