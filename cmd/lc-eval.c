@@ -51,6 +51,8 @@ static const char usage[] =
     "                         checkout; else ~/.local/share/libcompress/ledger.db)\n"
     "      --no-ledger        do not write a ledger row\n"
     "      --name LABEL       model name for the ledger (default: the file name)\n"
+    "      --night ID         the night this row belongs to (pipelines/nightly.sh sets it)\n"
+    "      --job NAME         the row's job in that night's plan\n"
     "  -q, --quiet            no progress or log lines on stderr\n"
     "  -h, --help             this text\n"
     "  -V, --version          print the version\n";
@@ -65,6 +67,9 @@ struct opts {
     const char *profiles;   /* --profiles */
     const char *db;         /* --db (NULL = default) */
     const char *name;       /* --name */
+    const char *night;      /* --night */
+    const char *job;        /* --job */
+    char *command;          /* this command line, for the ledger */
     int n_ctx;              /* --ctx */
     int chunks;             /* --chunks, 0 = all */
     lc_eval_scoring scoring;
@@ -93,7 +98,7 @@ static int parse_int(const char *opt, const char *s, long lo, long hi, int *out)
 static int parse(int argc, char **argv, struct opts *o)
 {
     enum { O_CHUNKS = 256, O_SCORE, O_CACHE, O_REPS, O_NOSPEED, O_SPEEDONLY, O_BW, O_PROFILES, O_ISA, O_PASS,
-           O_PROGRESS, O_DB, O_NOLEDGER, O_NAME };
+           O_PROGRESS, O_DB, O_NOLEDGER, O_NAME, O_NIGHT, O_JOB };
     static const struct option lo[] = {
         {"text", 1, 0, 't'},         {"ctx", 1, 0, 'c'},           {"chunks", 1, 0, O_CHUNKS},
         {"score", 1, 0, O_SCORE},    {"base", 1, 0, 'b'},          {"base-cache", 1, 0, O_CACHE},
@@ -102,6 +107,7 @@ static int parse(int argc, char **argv, struct opts *o)
         {"threads", 1, 0, 'T'},      {"isa", 1, 0, O_ISA},         {"json", 0, 0, 'j'},
         {"pass", 0, 0, O_PASS},      {"progress", 0, 0, O_PROGRESS}, {"db", 1, 0, O_DB},
         {"no-ledger", 0, 0, O_NOLEDGER}, {"name", 1, 0, O_NAME},   {"quiet", 0, 0, 'q'},
+        {"night", 1, 0, O_NIGHT},    {"job", 1, 0, O_JOB},
         {"help", 0, 0, 'h'},         {"version", 0, 0, 'V'},       {0, 0, 0, 0}};
     int c, rc;
     *o = (struct opts){.input = "-", .profile = "laptop-2c", .n_ctx = 512, .isa = -1, .speed_reps = 5};
@@ -117,7 +123,7 @@ static int parse(int argc, char **argv, struct opts *o)
             break;
         case 'b': o->base = optarg; break;
         case O_CACHE: o->base_cache = optarg; break;
-        case O_REPS: rc = parse_int("--speed-reps", optarg, 1, 1000, &o->speed_reps); break;
+        case O_REPS: rc = parse_int("--speed-reps", optarg, 1, LC_EVAL_MAX_REPS, &o->speed_reps); break;
         case O_NOSPEED: o->no_speed = 1; break;
         case O_SPEEDONLY: o->speed_only = 1; break;
         case O_BW: o->bandwidth = 1; break;
@@ -137,6 +143,16 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_DB: o->db = optarg; break;
         case O_NOLEDGER: o->no_ledger = 1; break;
         case O_NAME: o->name = optarg; break;
+        case O_NIGHT:
+            if (!*optarg || strlen(optarg) >= sizeof ((lc_run *)0)->night)
+                return usage_error("--night: give 1 to 63 characters");
+            o->night = optarg;
+            break;
+        case O_JOB:
+            if (!*optarg || strlen(optarg) >= sizeof ((lc_run *)0)->job)
+                return usage_error("--job: give 1 to 255 characters");
+            o->job = optarg;
+            break;
         case 'q': o->quiet = 1; lc_set_quiet(1); break;
         case 'h': fputs(usage, stdout); return 1;
         case 'V': puts("lc-eval " LC_VERSION); return 1;
@@ -233,6 +249,7 @@ static int run(const struct opts *o, FILE *f)
     eo.n_ctx = o->n_ctx, eo.chunks = o->chunks, eo.scoring = o->scoring;
     eo.threads = o->threads, eo.isa = o->isa, eo.speed_reps = o->speed_reps;
     eo.no_speed = o->no_speed, eo.speed_only = o->speed_only;
+    eo.night = o->night, eo.job = o->job, eo.command = o->command;
     static int tty;
     tty = isatty(STDERR_FILENO);
     if (!o->quiet && (tty || o->progress))
@@ -278,10 +295,16 @@ int main(int argc, char **argv)
 {
     lc_blas_ensure(argc, argv); /* re-executes with OPENBLAS_CORETYPE set when needed (DESIGN.md) */
     struct opts o;
-    lc_cli_init(argc, argv);
+    char **args = lc_cli_init(argc, argv); /* as typed: getopt permutes argv */
     int rc = parse(argc, argv, &o);
     if (rc)
         return rc == 1 ? 0 : rc;
+    if (argc > 0 && strrchr(args[0], '/'))
+        args[0] = strrchr(args[0], '/') + 1; /* "lc-eval ...", wherever it was installed */
+    o.command = lc_argv_join(argc, args);
+    free(args);
+    if (o.command && strlen(o.command) >= sizeof ((lc_run *)0)->command)
+        o.command[sizeof ((lc_run *)0)->command - 1] = 0; /* the ledger keeps the first 4 KB */
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -301,6 +324,7 @@ int main(int argc, char **argv)
         }
     }
     free(buf);
+    free(o.command);
     if (rc) {
         fprintf(stderr, "lc-eval: %s\n", lc_errmsg());
         return 1;

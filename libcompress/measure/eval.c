@@ -795,8 +795,8 @@ int lc_eval_measure_speed(lc_model *m, int reps, int n_prefill, int n_decode, lc
     const lc_config *cfg = lc_model_config(m);
     const int prompt = 8, V = cfg->vocab_size;
     memset(out, 0, sizeof *out);
-    if (reps < 1 || n_prefill < 1 || n_decode < 1)
-        return lc_error("speed: reps, prefill and decode counts must be positive");
+    if (reps < 1 || reps > LC_EVAL_MAX_REPS || n_prefill < 1 || n_decode < 1)
+        return lc_error("speed: reps (1..%d), prefill and decode counts must be positive", LC_EVAL_MAX_REPS);
     if (n_prefill > cfg->max_seq_len)
         n_prefill = cfg->max_seq_len;
     if (prompt + n_decode > cfg->max_seq_len)
@@ -842,6 +842,8 @@ int lc_eval_measure_speed(lc_model *m, int reps, int n_prefill, int n_decode, lc
     out->reps = reps;
     out->prefill_tokens = n_prefill;
     out->decode_tokens = n_decode;
+    memcpy(out->prefill_rep, pre, (size_t)reps * sizeof *pre);
+    memcpy(out->decode_rep, dec, (size_t)reps * sizeof *dec);
     median_spread(pre, reps, &out->prefill_tok_s, &out->prefill_spread);
     median_spread(dec, reps, &out->decode_tok_s, &out->decode_spread);
     rc = 0;

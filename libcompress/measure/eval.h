@@ -198,12 +198,16 @@ double lc_eval_median_sorted(const float *v, size_t n);
 
 /* ---- speed ------------------------------------------------------------------ */
 
+#define LC_EVAL_MAX_REPS 100   /* most repetitions of one speed measurement */
+
 typedef struct lc_eval_speed {
-    int reps;
+    int reps;                    /* 1..LC_EVAL_MAX_REPS */
     int prefill_tokens;          /* one lc_forward of this many tokens from position 0 */
     int decode_tokens;           /* n == 1 steps after a short prompt */
     double prefill_tok_s, prefill_spread;   /* median, (max-min)/median */
     double decode_tok_s, decode_spread;
+    double prefill_rep[LC_EVAL_MAX_REPS];   /* tok/s of each repetition, in run order */
+    double decode_rep[LC_EVAL_MAX_REPS];
 } lc_eval_speed;
 
 /* Time prefill (n_prefill tokens, logits of the last only) and decode

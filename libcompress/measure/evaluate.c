@@ -206,6 +206,8 @@ static int accuracy(const lc_evaluate_opts *o, struct model_in *mi, lc_model *m,
         row->top1 = r->acc.top1;
         row->rms_dp = r->acc.rms_dp;
         row->ln_ppl_ratio = r->acc.ln_ppl_ratio;
+        row->kld_stderr = r->acc.kld_stderr;
+        row->top1_stderr = r->acc.top1_stderr;
     }
     rc = 0;
 done:
@@ -222,6 +224,25 @@ done:
 }
 
 void lc_evaluation_free(lc_evaluation *ev) { free(ev); }
+
+/* "v1,v2,..." with 6 significant digits (LC_EVAL_MAX_REPS of them fit). */
+static void reps_text(const double *v, int n, char *buf, size_t cap)
+{
+    size_t k = 0;
+    buf[0] = 0;
+    for (int i = 0; i < n && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, "%s%.6g", i ? "," : "", v[i]);
+}
+
+static int set_text(char *dst, size_t cap, const char *src, const char *what)
+{
+    if (!src)
+        return 0;
+    if (strlen(src) >= cap)
+        return lc_error("%s longer than %zu bytes", what, cap - 1);
+    memcpy(dst, src, strlen(src) + 1);
+    return 0;
+}
 
 int lc_evaluate(lc_container *c, const lc_evaluate_opts *o, lc_evaluation **out)
 {
@@ -277,7 +298,13 @@ int lc_evaluate(lc_container *c, const lc_evaluate_opts *o, lc_evaluation **out)
         w->decode_tok_s = r->speed.decode_tok_s;
         w->decode_tok_s_spread = r->speed.decode_spread;
         w->speed_reps = r->speed.reps;
+        reps_text(r->speed.prefill_rep, r->speed.reps, w->prefill_reps, sizeof w->prefill_reps);
+        reps_text(r->speed.decode_rep, r->speed.reps, w->decode_reps, sizeof w->decode_reps);
     }
+    if (set_text(w->night, sizeof w->night, o->night, "night id") ||
+        set_text(w->job, sizeof w->job, o->job, "job name") ||
+        set_text(w->command, sizeof w->command, o->command, "command line"))
+        goto done;
     w->peak_rss = lc_eval_peak_rss();
     if (gethostname(w->host, sizeof w->host - 1))
         w->host[0] = 0;

@@ -34,6 +34,9 @@ typedef struct lc_evaluate_opts {
     int isa;                 /* -1 = the profile's */
     int speed_reps;          /* default 5 */
     int no_speed, speed_only;
+    const char *night;       /* ledger row's night id, job and command line (NULL = '') */
+    const char *job;
+    const char *command;
     void (*progress)(void *ctx, int chunk, int n_chunks, double ppl);
     void *progress_ctx;
 } lc_evaluate_opts;

@@ -74,6 +74,18 @@ static const lc_run_field fields[] = {
     I64(profile_mem_budget, 0, "the profile's memory budget (bytes) when the run was written"),
     TXT(profile_isa, 0, "the profile's ISA level when the run was written"),
     INT(profile_n_ctx, 0, "the profile's context length when the run was written"),
+    /* schema 3 */
+    DBL(kld_stderr, B, "%.6f", "standard error of kld_mean (nats)"),
+    DBL(top1_stderr, B, "%.4f", "standard error of top1"),
+    TXT(prefill_reps, 0, "prefill tokens/s of each repetition, comma-separated"),
+    TXT(decode_reps, 0, "decode tokens/s of each repetition, comma-separated"),
+    TXT(uuid, 0, "unique id of the run across ledgers (merge)"),
+    TXT(night, 0, "night id of the nightly run that wrote the row ('' = none)"),
+    TXT(job, 0, "job of the night's plan, e.g. 's7/rtn4@edge-1c'"),
+    TXT(status, 0, "'ok', or 'failed' for a job that did not finish"),
+    INT(exit_code, 0, "exit code of a failed job"),
+    TXT(stderr_tail, 0, "the last lines of a failed job's stderr"),
+    TXT(command, 0, "the command line that measured the row"),
 };
 #define N_FIELDS ((int)(sizeof fields / sizeof fields[0]))
 
@@ -204,6 +216,12 @@ int lc_pareto_front(const double *x, const double *y, size_t n, unsigned char *k
 
 /* ---- schema ------------------------------------------------------------------ */
 
+/* A random (version 4) UUID, per row: randomblob is evaluated for each row
+ * where a subquery would be evaluated once. */
+#define UUID_SQL                                                                                          \
+    "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || substr(hex(randomblob(2)), 2) || '-' " \
+    "|| substr('89ab', 1 + abs(random() % 4), 1) || substr(hex(randomblob(2)), 2) || '-' || hex(randomblob(6)))"
+
 /* schema_steps[v] takes a ledger from user_version v to v + 1.  Never edit a
  * published step: add the next one (ALTER TABLE runs ADD COLUMN ..., new
  * indexes) and bump LC_LEDGER_SCHEMA_VERSION. */
@@ -267,6 +285,28 @@ static const char *const schema_steps[LC_LEDGER_SCHEMA_VERSION] = {
     "ALTER TABLE runs ADD COLUMN profile_n_ctx INTEGER;\n"
     "UPDATE runs SET profile_threads = p.threads, profile_mem_budget = p.mem_budget, profile_isa = p.isa,\n"
     "  profile_n_ctx = p.n_ctx FROM profiles AS p WHERE p.name = runs.profile;\n",
+    /* 2 -> 3: nights (a night id and job per row, failed jobs as rows), a
+     * UUID per run so that shards merge idempotently, the standard errors
+     * and repetitions that regression tests need, and the command line.
+     * Every row gets a UUID: the trigger fills one when a writer (the
+     * sqlite3 shell, say) leaves it empty. */
+    "ALTER TABLE runs ADD COLUMN kld_stderr REAL;\n"
+    "ALTER TABLE runs ADD COLUMN top1_stderr REAL;\n"
+    "ALTER TABLE runs ADD COLUMN prefill_reps TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE runs ADD COLUMN decode_reps TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE runs ADD COLUMN uuid TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE runs ADD COLUMN night TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE runs ADD COLUMN job TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE runs ADD COLUMN status TEXT NOT NULL DEFAULT 'ok' CHECK (status IN ('ok', 'failed'));\n"
+    "ALTER TABLE runs ADD COLUMN exit_code INTEGER;\n"
+    "ALTER TABLE runs ADD COLUMN stderr_tail TEXT NOT NULL DEFAULT '';\n"
+    "ALTER TABLE runs ADD COLUMN command TEXT NOT NULL DEFAULT '';\n"
+    "UPDATE runs SET uuid = " UUID_SQL " WHERE uuid = '';\n"
+    "CREATE UNIQUE INDEX runs_uuid ON runs (uuid);\n"
+    "CREATE INDEX runs_night ON runs (night, job);\n"
+    "CREATE TRIGGER runs_uuid_fill AFTER INSERT ON runs WHEN NEW.uuid = '' BEGIN\n"
+    "  UPDATE runs SET uuid = " UUID_SQL " WHERE id = NEW.id;\n"
+    "END;\n",
 };
 
 /* ---- SQLite plumbing ----------------------------------------------------------- */
@@ -611,6 +651,8 @@ static int validate_run(const lc_run *r)
     }
     if (r->fits_budget > 1)
         return lc_error("run field fits_budget is %d (expected 1, 0 or -1)", r->fits_budget);
+    if (r->status[0] && strcmp(r->status, "ok") && strcmp(r->status, "failed"))
+        return lc_error("run field status is '%.15s' (expected ok or failed)", r->status);
     return 0;
 }
 
@@ -757,6 +799,8 @@ int lc_ledger_add(lc_ledger *l, const lc_run *r, const lc_profile *p, int64_t *i
         run->host[0] = 0;
     if (!run->build[0])
         snprintf(run->build, sizeof run->build, "%s", LC_VERSION);
+    if (!run->status[0])
+        snprintf(run->status, sizeof run->status, "ok");
     struct add_ctx c = {.r = run, .p = p};
     int rc = write_txn(l, "cannot add the run", add_body, &c);
     free(run);
@@ -839,6 +883,8 @@ static int read_row(lc_ledger *l, sqlite3_stmt *st, int64_t *id, lc_run *r)
             return -1;
     if (r->fits_budget > 1)
         return lc_error("%s: run %lld: fits_budget is %d", l->path, (long long)*id, r->fits_budget);
+    if (strcmp(r->status, "ok") && strcmp(r->status, "failed"))
+        return lc_error("%s: run %lld: status is '%s' (expected ok or failed)", l->path, (long long)*id, r->status);
     return 0;
 }
 

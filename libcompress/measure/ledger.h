@@ -95,7 +95,22 @@ typedef struct lc_run {
     int64_t profile_mem_budget;
     char profile_isa[16];
     int profile_n_ctx;
+    /* schema 3: nights, failures, and what regressions need */
+    double kld_stderr;       /* standard error of kld_mean */
+    double top1_stderr;      /* standard error of top1 */
+    char prefill_reps[1024]; /* tok/s of each repetition, comma-separated, in run order */
+    char decode_reps[1024];
+    char uuid[40];           /* unique across ledgers (merge); filled by the ledger when empty */
+    char night[64];          /* the nightly run that wrote the row ('' = none) */
+    char job[256];           /* its job in that night's plan, e.g. "s7/rtn4@edge-1c" */
+    char status[16];         /* "ok" (default) or "failed" */
+    int exit_code;           /* of a failed job; -1 unknown */
+    char stderr_tail[2048];  /* the end of a failed job's stderr */
+    char command[4096];      /* the command line that measured the row */
 } lc_run;
+
+/* The most repetitions a row stores (prefill_reps / decode_reps). */
+#define LC_RUN_MAX_REPS 100
 
 /* Initialise every numeric field to NaN / -1 and strings to "". */
 void lc_run_init(lc_run *r);
@@ -123,7 +138,7 @@ int lc_ledger_add(lc_ledger *l, const lc_run *r, const lc_profile *p, int64_t *i
 /* PRAGMA user_version this code writes and understands.  Opening a ledger
  * with a larger version fails (a newer libcompress wrote it); a smaller one
  * is migrated step by step inside one BEGIN IMMEDIATE transaction. */
-#define LC_LEDGER_SCHEMA_VERSION 2
+#define LC_LEDGER_SCHEMA_VERSION 3
 #define LC_LEDGER_BUSY_TIMEOUT_MS 30000
 
 /* Open an existing ledger for reading (lc-ledger): a missing file is an

@@ -153,7 +153,7 @@ sqlite3 "$TMP/other.db" "create table t (x)"
 expect_fail_clean 1 "another program's database" lc-ledger list --db "$TMP/other.db"
 cp "$DB" "$TMP/future.db" && sqlite3 "$TMP/future.db" "PRAGMA user_version = 9"
 expect_fail_clean 1 "newer schema refused" lc-ledger show 1 --db "$TMP/future.db"
-check "newer schema: clear message" grep -q "schema version 9 is newer than this libcompress understands (2)" "$TMP/err"
+check "newer schema: clear message" grep -q "schema version 9 is newer than this libcompress understands (3)" "$TMP/err"
 expect_fail_clean 2 "no command" lc-ledger
 expect_fail_clean 2 "unknown command" lc-ledger frobnicate
 check "unknown command named" grep -q "unknown command 'frobnicate'" "$TMP/err"

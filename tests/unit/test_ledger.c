@@ -122,6 +122,11 @@ static int same_run(const lc_run *a, const lc_run *b)
     int n;
     const lc_run_field *f = lc_run_fields(&n);
     for (int i = 0; i < n; i++) {
+        /* a run written without a UUID or status gets the ledger's */
+        if (!strcmp(f[i].name, "uuid") && !a->uuid[0])
+            continue;
+        if (!strcmp(f[i].name, "status") && !a->status[0] && !strcmp(b->status, "ok"))
+            continue;
         if (f[i].type == LC_FT_TEXT) {
             if (strcmp(lc_run_text(a, &f[i]), lc_run_text(b, &f[i]))) {
                 fprintf(stderr, "field %s: '%s' vs '%s'\n", f[i].name, lc_run_text(a, &f[i]), lc_run_text(b, &f[i]));
@@ -148,13 +153,13 @@ static void test_schema(void)
         return;
     CHECK(strcmp(lc_ledger_path(l), db) == 0, "path %s", lc_ledger_path(l));
     lc_ledger_close(l);
-    CHECK(raw_sql(db, "PRAGMA user_version", v, sizeof v) == 0 && strcmp(v, "2") == 0, "user_version %s", v);
+    CHECK(raw_sql(db, "PRAGMA user_version", v, sizeof v) == 0 && strcmp(v, "3") == 0, "user_version %s", v);
     CHECK(raw_sql(db, "PRAGMA journal_mode", v, sizeof v) == 0 && strcmp(v, "wal") == 0, "journal_mode %s", v);
     CHECK(raw_sql(db,
                   "SELECT group_concat(name) FROM (SELECT name FROM sqlite_master WHERE type = 'index' "
                   "AND name LIKE 'runs_%' ORDER BY name)",
                   v, sizeof v) == 0 &&
-              strcmp(v, "runs_model,runs_profile,runs_protocol") == 0,
+              strcmp(v, "runs_model,runs_night,runs_profile,runs_protocol,runs_uuid") == 0,
           "indexes %s", v);
     CHECK(raw_sql(db, "SELECT group_concat(name) FROM pragma_table_info('profiles')", v, sizeof v) == 0 &&
               strcmp(v, "name,threads,mem_budget,isa,n_ctx,updated") == 0,
@@ -606,7 +611,7 @@ static void test_concurrent(void)
             want.profile_threads = pw.threads, want.profile_mem_budget = pw.mem_budget, want.profile_n_ctx = pw.n_ctx;
             strcpy(want.profile_isa, lc_profile_isa_str(pw.isa));
         }
-        bad += !same_run(r, &want);
+        bad += !same_run(&want, r);
     }
     int missing = 0;
     for (int w = 0; w < N_PROC; w++)
@@ -701,8 +706,79 @@ static void test_migrate_v1(void)
               !strcmp(r.profile_isa, "avx2") && r.profile_n_ctx == 512 && r.ppl == 20.5,
           "v1 run gets the stored definition: threads %d isa '%s'", r.profile_threads, r.profile_isa);
     CHECK(lc_ledger_get(l, 2, &r) == 0 && r.profile_threads == -1 && !r.profile_isa[0], "no profile, no definition");
+    CHECK(!strcmp(r.status, "ok") && r.exit_code == -1 && !r.night[0], "v1 run: status '%s'", r.status);
     lc_ledger_close(l);
-    CHECK(raw_sql(db, "PRAGMA user_version", v, sizeof v) == 0 && strcmp(v, "2") == 0, "user_version %s", v);
+    CHECK(raw_sql(db, "PRAGMA user_version", v, sizeof v) == 0 && strcmp(v, "3") == 0, "user_version %s", v);
+    /* migrated rows get distinct UUIDs (randomblob per row, not once) */
+    CHECK(raw_sql(db, "SELECT count(DISTINCT uuid) FROM runs WHERE length(uuid) = 36", v, sizeof v) == 0 &&
+              strcmp(v, "2") == 0,
+          "distinct UUIDs after migration: %s", v);
+}
+
+static int uuid_ok(const char *u)
+{
+    if (strlen(u) != 36 || u[14] != '4' || !strchr("89ab", u[19]))
+        return 0;
+    for (int i = 0; i < 36; i++)
+        if ((i == 8 || i == 13 || i == 18 || i == 23) ? u[i] != '-' : !strchr("0123456789abcdef", u[i]))
+            return 0;
+    return 1;
+}
+
+/* Schema 3: nights, failed jobs, repetitions, UUIDs. */
+static void test_v3(void)
+{
+    const char *db = tmp("v3.db");
+    lc_ledger *l;
+    lc_profile p;
+    lc_run r, back, back2;
+    int64_t id1 = 0, id2 = 0;
+    char v[256];
+    CHECK(lc_profile_find("edge-1c", NULL, &p) == 0, "%s", lc_errmsg());
+    CHECK(lc_ledger_open(db, &l) == 0, "%s", lc_errmsg());
+    if (!l)
+        return;
+    sample_run(&r, "m", "lc-import m | lc-quant --method rtn", 20, 0.01, 4.5);
+    strcpy(r.night, "2026-12-02");
+    strcpy(r.job, "s7/rtn4@edge-1c");
+    strcpy(r.prefill_reps, "101.5,99.25,100");
+    strcpy(r.decode_reps, "10.5,10.25,10");
+    strcpy(r.command, "lc-eval --profile edge-1c 'a b.h5'");
+    r.kld_stderr = 0.0005, r.top1_stderr = 0.002;
+    CHECK(lc_ledger_add(l, &r, &p, &id1) == 0, "%s", lc_errmsg());
+    CHECK(lc_ledger_add(l, &r, &p, &id2) == 0, "%s", lc_errmsg());
+    CHECK(lc_ledger_get(l, id1, &back) == 0 && lc_ledger_get(l, id2, &back2) == 0, "%s", lc_errmsg());
+    CHECK(uuid_ok(back.uuid) && uuid_ok(back2.uuid) && strcmp(back.uuid, back2.uuid), "uuids '%s' '%s'", back.uuid,
+          back2.uuid);
+    CHECK(!strcmp(back.status, "ok") && !strcmp(back.night, r.night) && !strcmp(back.job, r.job) &&
+              !strcmp(back.decode_reps, r.decode_reps) && !strcmp(back.command, r.command) &&
+              back.kld_stderr == 0.0005 && back.top1_stderr == 0.002,
+          "v3 fields round trip");
+    /* a failed job's row, and a UUID given by the writer */
+    lc_run_init(&r);
+    strcpy(r.night, "2026-12-02");
+    strcpy(r.job, "s7/gptq4");
+    strcpy(r.status, "failed");
+    r.exit_code = 124;
+    strcpy(r.stderr_tail, "lc-quant: out of memory\n");
+    strcpy(r.uuid, "01234567-89ab-4cde-8f01-23456789abcd");
+    CHECK(lc_ledger_add(l, &r, NULL, &id1) == 0, "%s", lc_errmsg());
+    CHECK(lc_ledger_get(l, id1, &back) == 0 && !strcmp(back.status, "failed") && back.exit_code == 124 &&
+              !strcmp(back.uuid, r.uuid) && !strcmp(back.stderr_tail, r.stderr_tail),
+          "failed row round trip: status '%s' exit %d", back.status, back.exit_code);
+    CHECK(lc_ledger_add(l, &r, NULL, NULL) != 0 && strstr(lc_errmsg(), "UNIQUE"), "a UUID twice is refused: %s",
+          lc_errmsg());
+    strcpy(r.status, "maybe");
+    r.uuid[0] = 0;
+    CHECK(lc_ledger_add(l, &r, NULL, NULL) != 0 && strstr(lc_errmsg(), "status"), "bad status refused: %s",
+          lc_errmsg());
+    lc_ledger_close(l);
+    /* a row written by hand gets a UUID from the trigger; a bad status is
+     * refused by the table itself */
+    CHECK(raw_exec(db, "INSERT INTO runs (model_name) VALUES ('by hand')") == 0, "hand insert");
+    CHECK(raw_sql(db, "SELECT uuid FROM runs WHERE model_name = 'by hand'", v, sizeof v) == 0 && uuid_ok(v),
+          "hand-written row's uuid '%s'", v);
+    CHECK(raw_exec(db, "INSERT INTO runs (model_name, status) VALUES ('x', 'weird')") != 0, "CHECK on status");
 }
 
 int main(int argc, char **argv)
@@ -718,6 +794,7 @@ int main(int argc, char **argv)
     test_schema();
     test_roundtrip();
     test_migrate_v1();
+    test_v3();
     test_refusals();
     test_profiles();
     test_pareto_protocol();
