@@ -1,20 +1,24 @@
 /* lc-ledger: query and report on the ledger (docs/LEDGER.md). */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common.h"
 #include "core/lc.h"
 #include "measure/ledger.h"
+#include "measure/night.h"
 #include "measure/report.h"
 
 static const char usage[] =
     "usage: lc-ledger [options] COMMAND [ARGS]\n"
     "Query the libcompress ledger, the SQLite file lc-eval appends a row to per\n"
-    "measured run.  Only reads: a missing ledger is an error, never created.\n"
+    "measured run.  The queries only read: a missing ledger is an error, never\n"
+    "created.  merge and add-failure write (and create the ledger when missing).\n"
     "\n"
     "commands:\n"
     "  list                recent runs, newest first\n"
@@ -25,6 +29,15 @@ static const char usage[] =
     "  pareto              non-dominated runs of one profile (--profile), one front per\n"
     "                      protocol\n"
     "  profiles            known target profiles (--profiles FILE, $LC_PROFILES, built-ins)\n"
+    "  regressions         a night (--night) against the one before: accuracy beyond\n"
+    "                      --sigmas standard errors, speed by Welch's t test on the\n"
+    "                      repetitions (p < --alpha), failures, bits per weight\n"
+    "  report              a night as one static HTML page (-o FILE): per profile, Pareto\n"
+    "                      plots (gnuplot SVG) of KLD against bpw and decode tok/s and the\n"
+    "                      frontier table; then regressions, failures and every command\n"
+    "  merge SHARD...      fold other ledgers (the shards of a Slurm night) into this one;\n"
+    "                      idempotent by run UUID, refused when a UUID's protocol clashes\n"
+    "  add-failure         record a failed job (--night, --job, --exit-code, --stderr FILE)\n"
     "\n"
     "options:\n"
     "      --db PATH       the ledger (default: $LC_LEDGER_DB; else results/ledger.db in a\n"
@@ -34,6 +47,19 @@ static const char usage[] =
     "      --model M       only runs of this model, by digest or name (list, pareto)\n"
     "      --dataset NAME  only runs on this evaluation text (list, pareto)\n"
     "      --limit N       at most N runs (list; default 20, 0 = all)\n"
+    "      --night ID      only runs of this night (list); the night (regressions,\n"
+    "                      report, add-failure)\n"
+    "      --job NAME      only runs of this job (list); the failed job (add-failure)\n"
+    "      --status S      only ok or failed runs (list)\n"
+    "      --previous ID   the night to compare with (default: the one before)\n"
+    "      --sigmas K      accuracy change flagged beyond K standard errors (default 2)\n"
+    "      --alpha P       speed change flagged when Welch's p < P (default 0.01)\n"
+    "      --all           regressions: every metric compared, not only the flagged ones\n"
+    "  -o, --output FILE   report: the HTML file (default stdout), written atomically\n"
+    "      --exit-code N   add-failure: the job's exit status\n"
+    "      --stderr FILE   add-failure: its stderr; the last 2 KB (whole lines) are kept\n"
+    "      --command TEXT  add-failure: the command that failed\n"
+    "      --name LABEL    add-failure: the model's name\n"
     "      --x METRIC      pareto x axis (default bpw)\n"
     "      --y METRIC      pareto y axis (default kld_mean)\n"
     "      --x-dir min|max which way is better on x (default: max for speeds and\n"
@@ -45,8 +71,9 @@ static const char usage[] =
     "metrics: ppl kld_mean kld_median kld_p99 top1 rms_dp ln_ppl_ratio prefill_tok_s\n"
     "         decode_tok_s peak_rss stored_bytes bpw (any numeric column works)\n";
 
-enum cmd { CMD_LIST, CMD_SHOW, CMD_COMPARE, CMD_PARETO, CMD_PROFILES, N_CMDS };
-static const char *const cmd_names[N_CMDS] = {"list", "show", "compare", "pareto", "profiles"};
+enum cmd { CMD_LIST, CMD_SHOW, CMD_COMPARE, CMD_PARETO, CMD_PROFILES, CMD_REGRESS, CMD_REPORT, CMD_MERGE, CMD_FAIL, N_CMDS };
+static const char *const cmd_names[N_CMDS] = {"list",        "show",   "compare", "pareto",     "profiles",
+                                              "regressions", "report", "merge",   "add-failure"};
 
 /* Options, as parsed from the command line. */
 struct opts {
@@ -57,6 +84,15 @@ struct opts {
     lc_pareto_axes ax;          /* pareto axes, and which way is better */
     const char *profiles;       /* --profiles FILE */
     int64_t id[2];              /* show ID, compare A B */
+    lc_night_opts night;        /* --night, --previous, --sigmas, --alpha */
+    int all;                    /* --all */
+    const char *output;         /* -o */
+    int exit_code;              /* --exit-code */
+    const char *stderr_file;    /* --stderr */
+    const char *command;        /* --command */
+    const char *name;           /* --name */
+    char **shards;              /* merge SHARD... */
+    int n_shards;
 };
 
 /* ---- option parsing ----------------------------------------------------------- */
@@ -90,33 +126,101 @@ static int parse_axis(const char *opt, const char *s, const lc_run_field **f)
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    enum { O_DB = 256, O_X, O_Y, O_XDIR, O_YDIR, O_PROFILES };
+    enum { O_DB = 256, O_X, O_Y, O_XDIR, O_YDIR, O_PROFILES, O_NIGHT, O_JOB, O_STATUS, O_PREV, O_SIGMAS, O_ALPHA,
+           O_ALL, O_EXIT, O_STDERR, O_COMMAND, O_NAME };
     static const struct option lo[] = {
         {"db", 1, 0, O_DB},           {"format", 1, 0, 'f'}, {"profile", 1, 0, 'p'},   {"model", 1, 0, 'm'},
         {"dataset", 1, 0, 'd'},       {"limit", 1, 0, 'n'},  {"x", 1, 0, O_X},         {"y", 1, 0, O_Y},
         {"x-dir", 1, 0, O_XDIR},      {"y-dir", 1, 0, O_YDIR}, {"profiles", 1, 0, O_PROFILES},
-        {"help", 0, 0, 'h'},          {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
+        {"night", 1, 0, O_NIGHT},     {"job", 1, 0, O_JOB},  {"status", 1, 0, O_STATUS}, {"previous", 1, 0, O_PREV},
+        {"sigmas", 1, 0, O_SIGMAS},   {"alpha", 1, 0, O_ALPHA}, {"all", 0, 0, O_ALL},  {"output", 1, 0, 'o'},
+        {"exit-code", 1, 0, O_EXIT},  {"stderr", 1, 0, O_STDERR}, {"command", 1, 0, O_COMMAND},
+        {"name", 1, 0, O_NAME},       {"help", 0, 0, 'h'},   {"version", 0, 0, 'V'},   {0, 0, 0, 0}};
     /* Which commands each option applies to (bit per enum cmd). */
-    const unsigned LIST = 1u << CMD_LIST, PARETO = 1u << CMD_PARETO, PROFILES = 1u << CMD_PROFILES;
+    const unsigned LIST = 1u << CMD_LIST, PARETO = 1u << CMD_PARETO, PROFILES = 1u << CMD_PROFILES,
+                   REGRESS = 1u << CMD_REGRESS, REPORT = 1u << CMD_REPORT, FAIL = 1u << CMD_FAIL;
+    enum { S_PROFILE, S_MODEL, S_DATASET, S_LIMIT, S_X, S_Y, S_XDIR, S_YDIR, S_PROFILES, S_NIGHT, S_JOB, S_STATUS,
+           S_PREV, S_SIGMAS, S_ALPHA, S_ALL, S_OUTPUT, S_EXIT, S_STDERR, S_COMMAND, S_NAME, S_FORMAT };
     struct {
         const char *name;
         unsigned cmds;
         int seen;
-    } scoped[] = {{"--profile", LIST | PARETO, 0}, {"--model", LIST | PARETO, 0}, {"--dataset", LIST | PARETO, 0},
-                  {"--limit", LIST, 0},            {"--x", PARETO, 0},            {"--y", PARETO, 0},
-                  {"--x-dir", PARETO, 0},          {"--y-dir", PARETO, 0},        {"--profiles", PROFILES, 0}};
+    } scoped[] = {{"--profile", LIST | PARETO | FAIL, 0},
+                  {"--model", LIST | PARETO, 0},
+                  {"--dataset", LIST | PARETO, 0},
+                  {"--limit", LIST, 0},
+                  {"--x", PARETO, 0},
+                  {"--y", PARETO, 0},
+                  {"--x-dir", PARETO, 0},
+                  {"--y-dir", PARETO, 0},
+                  {"--profiles", PROFILES, 0},
+                  {"--night", LIST | REGRESS | REPORT | FAIL, 0},
+                  {"--job", LIST | FAIL, 0},
+                  {"--status", LIST, 0},
+                  {"--previous", REGRESS | REPORT, 0},
+                  {"--sigmas", REGRESS | REPORT, 0},
+                  {"--alpha", REGRESS | REPORT, 0},
+                  {"--all", REGRESS, 0},
+                  {"--output", REPORT, 0},
+                  {"--exit-code", FAIL, 0},
+                  {"--stderr", FAIL, 0},
+                  {"--command", FAIL, 0},
+                  {"--name", FAIL, 0},
+                  {"--format", ~(REPORT | FAIL | (1u << CMD_MERGE)), 0}};
     int xdir = -1, ydir = -1, c, rc;
     long v;
-    *o = (struct opts){.format = LC_OUT_TABLE, .filter = {.limit = 20}};
+    double dv;
+    char *end;
+    *o = (struct opts){.format = LC_OUT_TABLE, .filter = {.limit = 20}, .night = {.sigmas = 2, .alpha = 0.01},
+                       .exit_code = -1};
     o->ax.x = lc_run_field_find("bpw");
     o->ax.y = lc_run_field_find("kld_mean");
-    while ((c = getopt_long(argc, argv, "f:p:hV", lo, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "f:p:o:hV", lo, NULL)) != -1) {
         switch (c) {
         case O_DB: o->db = optarg; break;
         case 'f':
             if (lc_out_fmt_parse(optarg, &o->format))
                 return usage_error("--format: '%s' is not table, csv or json", optarg);
+            scoped[S_FORMAT].seen = 1;
             break;
+        case O_NIGHT:
+            if (!*optarg || strlen(optarg) >= sizeof ((lc_run *)0)->night)
+                return usage_error("--night: give 1 to 63 characters");
+            o->filter.night = o->night.night = optarg, scoped[S_NIGHT].seen = 1;
+            break;
+        case O_JOB:
+            if (!*optarg || strlen(optarg) >= sizeof ((lc_run *)0)->job)
+                return usage_error("--job: give 1 to 255 characters");
+            o->filter.job = optarg, scoped[S_JOB].seen = 1;
+            break;
+        case O_STATUS:
+            if (strcmp(optarg, "ok") && strcmp(optarg, "failed"))
+                return usage_error("--status: '%s' is not ok or failed", optarg);
+            o->filter.status = optarg, scoped[S_STATUS].seen = 1;
+            break;
+        case O_PREV: o->night.previous = optarg, scoped[S_PREV].seen = 1; break;
+        case O_SIGMAS:
+        case O_ALPHA:
+            errno = 0;
+            dv = strtod(optarg, &end);
+            if (end == optarg || *end || errno || !(dv > 0) || (c == O_ALPHA && dv >= 1) || dv > 1e6)
+                return usage_error("%s: '%s' is not a number in %s", c == O_SIGMAS ? "--sigmas" : "--alpha", optarg,
+                                   c == O_SIGMAS ? "(0, 1e6]" : "(0, 1)");
+            if (c == O_SIGMAS)
+                o->night.sigmas = dv, scoped[S_SIGMAS].seen = 1;
+            else
+                o->night.alpha = dv, scoped[S_ALPHA].seen = 1;
+            break;
+        case O_ALL: o->all = 1, scoped[S_ALL].seen = 1; break;
+        case 'o': o->output = optarg, scoped[S_OUTPUT].seen = 1; break;
+        case O_EXIT:
+            if (lc_parse_long("--exit-code", optarg, 0, 255, &v))
+                return usage_error("%s", lc_errmsg());
+            o->exit_code = (int)v, scoped[S_EXIT].seen = 1;
+            break;
+        case O_STDERR: o->stderr_file = optarg, scoped[S_STDERR].seen = 1; break;
+        case O_COMMAND: o->command = optarg, scoped[S_COMMAND].seen = 1; break;
+        case O_NAME: o->name = optarg, scoped[S_NAME].seen = 1; break;
         case 'p': o->filter.profile = optarg, scoped[0].seen = 1; break;
         case 'm': o->filter.model = optarg, scoped[1].seen = 1; break;
         case 'd': o->filter.dataset = optarg, scoped[2].seen = 1; break;
@@ -152,19 +256,34 @@ static int parse(int argc, char **argv, struct opts *o)
         }
     }
     if (optind == argc)
-        return usage_error("no command given (list, show, compare, pareto, profiles)");
+        return usage_error("no command given (list, show, compare, pareto, profiles, regressions, report, merge, "
+                           "add-failure)");
     const char *name = argv[optind++];
     int k;
     for (k = 0; k < N_CMDS; k++)
         if (strcmp(name, cmd_names[k]) == 0)
             break;
     if (k == N_CMDS)
-        return usage_error("unknown command '%s' (list, show, compare, pareto, profiles)", name);
+        return usage_error("unknown command '%s' (list, show, compare, pareto, profiles, regressions, report, merge, "
+                           "add-failure)",
+                           name);
     o->cmd = (enum cmd)k;
     for (size_t i = 0; i < sizeof scoped / sizeof *scoped; i++)
         if (scoped[i].seen && !(scoped[i].cmds & (1u << o->cmd)))
             return usage_error("%s does not apply to '%s'", scoped[i].name, name);
 
+    if (o->cmd == CMD_MERGE) {
+        if (argc - optind < 1)
+            return usage_error("merge takes one or more SHARD ledgers");
+        o->shards = argv + optind, o->n_shards = argc - optind;
+        return 0;
+    }
+    if ((o->cmd == CMD_REGRESS || o->cmd == CMD_REPORT || o->cmd == CMD_FAIL) && !o->night.night)
+        return usage_error("%s needs --night ID", name);
+    if (o->cmd == CMD_FAIL && (!o->filter.job || o->exit_code < 0))
+        return usage_error("add-failure needs --job NAME and --exit-code N");
+    if (o->cmd == CMD_REPORT && !o->output && isatty(STDOUT_FILENO))
+        return usage_error("report: refusing to write HTML to a terminal (give -o FILE)");
     int nargs = o->cmd == CMD_SHOW ? 1 : o->cmd == CMD_COMPARE ? 2 : 0;
     if (argc - optind != nargs)
         return usage_error("'%s' takes %s", name,
@@ -183,12 +302,117 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
+/* The last `cap` bytes of a file, from a line start when there is one. */
+static int read_tail(const char *path, char *buf, size_t cap)
+{
+    uint8_t *all;
+    size_t len;
+    buf[0] = 0;
+    if (lc_read_file(path, 0, &all, &len))
+        return -1;
+    size_t from = len > cap - 1 ? len - (cap - 1) : 0;
+    if (from) {
+        const uint8_t *nl = memchr(all + from, '\n', len - from);
+        if (nl && (size_t)(nl + 1 - all) < len)
+            from = (size_t)(nl + 1 - all);
+    }
+    size_t k = 0;
+    for (size_t i = from; i < len && k < cap - 1; i++)
+        buf[k++] = all[i] ? (char)all[i] : '?'; /* the column is text: no NUL */
+    buf[k] = 0;
+    free(all);
+    return 0;
+}
+
+static int add_failure(const struct opts *o)
+{
+    lc_ledger *l = NULL;
+    lc_profile p;
+    lc_run *r = lc_malloc(sizeof *r);
+    int64_t id = 0;
+    int rc = -1;
+    if (!r)
+        return -1;
+    lc_run_init(r);
+    snprintf(r->night, sizeof r->night, "%s", o->night.night);
+    snprintf(r->job, sizeof r->job, "%s", o->filter.job);
+    snprintf(r->status, sizeof r->status, "failed");
+    r->exit_code = o->exit_code;
+    if (o->command && strlen(o->command) >= sizeof r->command)
+        lc_error("--command: longer than %zu bytes", sizeof r->command - 1);
+    else if (o->name && strlen(o->name) >= sizeof r->model_name)
+        lc_error("--name: longer than %zu bytes", sizeof r->model_name - 1);
+    else if (o->stderr_file && read_tail(o->stderr_file, r->stderr_tail, sizeof r->stderr_tail))
+        ;
+    else if (o->filter.profile && lc_profile_find(o->filter.profile, NULL, &p))
+        ;
+    else {
+        snprintf(r->command, sizeof r->command, "%s", o->command ? o->command : "");
+        snprintf(r->model_name, sizeof r->model_name, "%s", o->name ? o->name : "");
+        if (lc_ledger_open(o->db, &l) == 0 && lc_ledger_add(l, r, o->filter.profile ? &p : NULL, &id) == 0) {
+            lc_log("lc-ledger: %s: row %lld: %s failed (exit %d)\n", lc_ledger_path(l), (long long)id, r->job,
+                   r->exit_code);
+            rc = 0;
+        }
+    }
+    lc_ledger_close(l);
+    free(r);
+    return rc;
+}
+
+static int merge(const struct opts *o)
+{
+    lc_ledger *l = NULL;
+    if (lc_ledger_open(o->db, &l))
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < o->n_shards && !rc; i++) {
+        size_t added, present;
+        if (lc_ledger_merge(l, o->shards[i], &added, &present))
+            rc = -1;
+        else
+            lc_log("lc-ledger: merged %s into %s: %zu run%s added, %zu already present\n", o->shards[i],
+                   lc_ledger_path(l), added, added == 1 ? "" : "s", present);
+    }
+    lc_ledger_close(l);
+    return rc;
+}
+
+/* The report into -o FILE (atomically) or stdout. */
+static int publish(const struct opts *o, const char *buf, size_t len)
+{
+    if (!o->output || !strcmp(o->output, "-"))
+        return lc_cli_emit(buf, len);
+    char tmp[4096 + LC_TMP_EXTRA];
+    if (strlen(o->output) > 4096 || lc_tmp_path(o->output, tmp, sizeof tmp))
+        return lc_error("%s: path too long", o->output);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) {
+        lc_tmp_discard(tmp);
+        return lc_error("cannot write '%s': %s", o->output, strerror(errno));
+    }
+    int bad = fwrite(buf, 1, len, f) != len;
+    bad |= fclose(f) != 0;
+    if (bad) {
+        lc_tmp_discard(tmp);
+        return lc_error("cannot write '%s': %s", o->output, strerror(errno));
+    }
+    if (lc_publish(tmp, o->output))
+        return -1;
+    lc_log("lc-ledger: wrote %s\n", o->output);
+    return 0;
+}
+
 static int run(const struct opts *o)
 {
     lc_ledger *l = NULL;
     char *buf = NULL;
     size_t len = 0;
     int rc;
+    if (o->cmd == CMD_MERGE)
+        return merge(o);
+    if (o->cmd == CMD_FAIL)
+        return add_failure(o);
     if (o->cmd != CMD_PROFILES && lc_ledger_open_existing(o->db, &l))
         return -1;
     FILE *f = open_memstream(&buf, &len);
@@ -202,13 +426,17 @@ static int run(const struct opts *o)
         rc = lc_report_compare(l, o->id[0], o->id[1], o->format, f);
     else if (o->cmd == CMD_PARETO)
         rc = lc_report_pareto(l, &o->filter, &o->ax, o->format, f);
+    else if (o->cmd == CMD_REGRESS)
+        rc = lc_report_regressions(l, &o->night, o->all, o->format, f);
+    else if (o->cmd == CMD_REPORT)
+        rc = lc_report_night_html(l, &o->night, f);
     else
         rc = lc_report_profiles(o->profiles, o->format, f);
     lc_ledger_close(l);
     if (f && fclose(f) && !rc)
         rc = lc_error("out of memory");
     if (!rc)
-        rc = lc_cli_emit(buf, len);
+        rc = o->cmd == CMD_REPORT ? publish(o, buf, len) : lc_cli_emit(buf, len);
     free(buf);
     return rc;
 }

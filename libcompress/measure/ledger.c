@@ -892,17 +892,17 @@ int lc_ledger_list(lc_ledger *l, const lc_ledger_filter *f, lc_ledger_row **rows
 {
     static const lc_ledger_filter all = {0};
     char sql[4096];
-    const char *args[3];
+    const char *args[6];
     int nargs = 0;
     if (!f)
         f = &all;
     select_sql(sql, sizeof sql);
     size_t k = strlen(sql);
     /* Only the conditions asked for, so SQLite can use the indexes. */
-    static const char *const conds[3] = {"profile = ?%d", "(model_digest = ?%d OR model_name = ?%d)",
-                                         "dataset = ?%d"};
-    const char *vals[3] = {f->profile, f->model, f->dataset};
-    for (int i = 0; i < 3; i++) {
+    static const char *const conds[6] = {"profile = ?%d", "(model_digest = ?%d OR model_name = ?%d)",
+                                         "dataset = ?%d", "night = ?%d", "job = ?%d", "status = ?%d"};
+    const char *vals[6] = {f->profile, f->model, f->dataset, f->night, f->job, f->status};
+    for (int i = 0; i < 6; i++) {
         if (!vals[i])
             continue;
         k += (size_t)snprintf(sql + k, sizeof sql - k, nargs ? " AND " : " WHERE ");
@@ -969,6 +969,146 @@ int lc_ledger_get(lc_ledger *l, int64_t id, lc_run *r)
         ret = lc_error("%s: cannot query run %lld: %s", l->path, (long long)id, sqlite3_errmsg(l->db));
     sqlite3_finalize(st);
     return ret;
+}
+
+/* ---- merging shards ------------------------------------------------------------ */
+
+struct merge_ctx {
+    const char *shard;
+    const lc_ledger_row *rows;   /* oldest first */
+    size_t n, added, present;
+};
+
+/* The protocol field (or base) in which two runs of one UUID differ, or NULL. */
+static const char *clash(const lc_run *a, const lc_run *b)
+{
+    const char *d = lc_run_protocol_diff(a, b);
+    if (d)
+        return d;
+    if (strcmp(a->base_digest, b->base_digest))
+        return "base_digest";
+    if (strcmp(a->model_digest, b->model_digest))
+        return "model_digest";
+    return NULL;
+}
+
+static int merge_body(lc_ledger *l, void *vc)
+{
+    struct merge_ctx *c = vc;
+    char sql[4096];
+    select_sql(sql, sizeof sql);
+    strncat(sql, " WHERE uuid = ?1", sizeof sql - strlen(sql) - 1);
+    c->added = c->present = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const lc_run *r = &c->rows[i].run;
+        sqlite3_stmt *st;
+        int rc;
+        if (!r->uuid[0])
+            return lc_error("%s: run %lld has no uuid: cannot merge it idempotently", c->shard,
+                            (long long)c->rows[i].id);
+        if ((rc = prepare(l, sql, &st, "cannot look up a run")))
+            return rc;
+        sqlite3_bind_text(st, 1, r->uuid, -1, SQLITE_TRANSIENT);
+        rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            lc_run *have = lc_malloc(sizeof *have);
+            int64_t id;
+            const char *d = NULL;
+            int bad = !have || read_row(l, st, &id, have);
+            if (!bad)
+                d = clash(have, r);
+            free(have);
+            sqlite3_finalize(st);
+            if (bad)
+                return -1;
+            if (d)
+                return lc_error("%s: run %s (shard row %lld) is already in %s with another %s: refusing the merge",
+                                c->shard, r->uuid, (long long)c->rows[i].id, l->path, d);
+            c->present++;
+            continue;
+        }
+        sqlite3_finalize(st);
+        if (rc != SQLITE_DONE)
+            return sqlfail(l, rc, "cannot look up a run");
+        /* the run keeps the definition it ran under; the profiles table
+         * takes it as the latest known (it may be redefined below) */
+        lc_profile p = {.threads = r->profile_threads, .mem_budget = r->profile_mem_budget,
+                        .n_ctx = r->profile_n_ctx, .isa = -1};
+        snprintf(p.name, sizeof p.name, "%s", r->profile);
+        int have_p = r->profile[0] && r->profile_threads > 0 && r->profile_mem_budget > 0 && r->profile_n_ctx > 0 &&
+                     lc_profile_isa_parse(r->profile_isa, &p.isa) == 0;
+        struct add_ctx a = {.r = r, .p = have_p ? &p : NULL};
+        if ((rc = add_body(l, &a)))
+            return rc;
+        c->added++;
+    }
+    return 0;
+}
+
+int lc_ledger_merge(lc_ledger *l, const char *shard, size_t *added, size_t *present)
+{
+    lc_ledger *s = NULL;
+    lc_ledger_row *rows = NULL;
+    size_t n = 0;
+    struct stat a, b;
+    *added = *present = 0;
+    if (stat(shard, &a) == 0 && stat(l->path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
+        return lc_error("%s: cannot merge a ledger into itself", shard);
+    if (lc_ledger_open_existing(shard, &s) || lc_ledger_list(s, NULL, &rows, &n)) {
+        lc_ledger_close(s);
+        return -1;
+    }
+    lc_ledger_close(s);
+    for (size_t i = 0; i < n / 2; i++) { /* newest first -> oldest first */
+        lc_ledger_row t = rows[i];
+        rows[i] = rows[n - 1 - i];
+        rows[n - 1 - i] = t;
+    }
+    struct merge_ctx c = {.shard = shard, .rows = rows, .n = n};
+    int rc = write_txn(l, "cannot merge", merge_body, &c);
+    free(rows);
+    if (rc)
+        return -1;
+    *added = c.added, *present = c.present;
+    return 0;
+}
+
+void lc_nights_free(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+int lc_ledger_nights(lc_ledger *l, char ***names, size_t *n)
+{
+    sqlite3_stmt *st;
+    char **v = NULL;
+    size_t cnt = 0, cap = 0;
+    int rc;
+    *names = NULL, *n = 0;
+    if (prepare(l, "SELECT night FROM runs WHERE night != '' GROUP BY night ORDER BY min(id)", &st,
+                "cannot query nights"))
+        return lc_error("%s: cannot query nights: %s", l->path, sqlite3_errmsg(l->db));
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const unsigned char *s = sqlite3_column_text(st, 0);
+        if (cnt == cap) {
+            char **nv = realloc(v, (cap = cap ? 2 * cap : 16) * sizeof *v);
+            if (!nv)
+                break;
+            v = nv;
+        }
+        if (!s || !(v[cnt] = strdup((const char *)s)))
+            break;
+        cnt++;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        lc_nights_free(v, cnt);
+        return rc == SQLITE_ROW ? lc_error("out of memory") : lc_error("%s: cannot query nights", l->path);
+    }
+    *names = v, *n = cnt;
+    return 0;
 }
 
 int lc_ledger_get_profile(lc_ledger *l, const char *name, lc_profile *p, int *found)

@@ -205,6 +205,9 @@ typedef struct lc_ledger_filter {
     const char *profile;   /* NULL = any */
     const char *model;     /* model_digest or model_name, exact; NULL = any */
     const char *dataset;   /* NULL = any */
+    const char *night;     /* NULL = any */
+    const char *job;       /* NULL = any */
+    const char *status;    /* "ok" or "failed"; NULL = any */
     int64_t limit;         /* newest first; 0 = no limit */
 } lc_ledger_filter;
 
@@ -218,6 +221,20 @@ typedef struct lc_ledger_row {
 int lc_ledger_list(lc_ledger *l, const lc_ledger_filter *f, lc_ledger_row **rows, size_t *n);
 /* One run by id; an unknown id is an error naming it. */
 int lc_ledger_get(lc_ledger *l, int64_t id, lc_run *r);
+/* Fold the runs of another ledger (a shard one task of a night wrote) into
+ * l, oldest first, in one transaction: a run whose UUID l already holds is
+ * skipped (so merging twice adds nothing) when its protocol fields and
+ * base agree, and the whole merge is refused, naming the UUID and field,
+ * when they clash.  Runs keep their time, host, build and profile columns;
+ * the profiles table takes each run's definition.  Merging a ledger into
+ * itself is refused.  *added and *present count the shard's runs. */
+int lc_ledger_merge(lc_ledger *l, const char *shard, size_t *added, size_t *present);
+
+/* The nights of the ledger (runs.night, '' left out) in the order they
+ * began: by their first row's id.  Release with lc_nights_free. */
+int lc_ledger_nights(lc_ledger *l, char ***names, size_t *n);
+void lc_nights_free(char **names, size_t n);
+
 /* The stored profile row; *found = 0 when the ledger has none by that name. */
 int lc_ledger_get_profile(lc_ledger *l, const char *name, lc_profile *p, int *found);
 
