@@ -17,6 +17,8 @@ static const char usage[] =
     "      --check     read and validate every tensor (NaN/Inf, shapes against the\n"
     "                  config, encoding consistency); exit 1 on any problem\n"
     "  -j, --json      machine-readable output\n"
+    "      --digest    print only the container's digest (XXH64 of its bytes, as the\n"
+    "                  ledger's model_digest and the lineage's input digests)\n"
     "  -h, --help      this text\n"
     "  -V, --version   print the version\n";
 
@@ -25,11 +27,12 @@ struct opts {
     const char *input; /* path or "-" */
     int check;         /* --check: deep validation */
     int json;          /* --json */
+    int digest;        /* --digest */
 };
 
 static int parse(int argc, char **argv, struct opts *o)
 {
-    static const struct option lo[] = {{"check", 0, 0, 'c'}, {"json", 0, 0, 'j'}, {"help", 0, 0, 'h'},
+    static const struct option lo[] = {{"check", 0, 0, 'c'}, {"json", 0, 0, 'j'}, {"digest", 0, 0, 'd'}, {"help", 0, 0, 'h'},
                                        {"version", 0, 0, 'V'}, {0, 0, 0, 0}};
     int c;
     *o = (struct opts){.input = "-"};
@@ -37,6 +40,7 @@ static int parse(int argc, char **argv, struct opts *o)
         switch (c) {
         case 'c': o->check = 1; break;
         case 'j': o->json = 1; break;
+        case 'd': o->digest = 1; break;
         case 'h': fputs(usage, stdout); return 1;
         case 'V': puts("lc-info " LC_VERSION); return 1;
         default: fputs("Try 'lc-info --help' for more information.\n", stderr); return 2;
@@ -48,6 +52,10 @@ static int parse(int argc, char **argv, struct opts *o)
     }
     if (optind < argc)
         o->input = argv[optind];
+    if (o->digest && (o->check || o->json)) {
+        fprintf(stderr, "lc-info: --digest takes no --check or --json\nTry 'lc-info --help' for more information.\n");
+        return 2;
+    }
     return 0;
 }
 
@@ -60,6 +68,10 @@ static int run(const struct opts *o)
         return -1;
     FILE *f = open_memstream(&buf, &len);
     int rc = f ? 0 : lc_error("out of memory");
+    if (!rc && o->digest) {
+        fprintf(f, "%s\n", lc_container_digest(c));
+        goto done;
+    }
     if (!rc && o->check) {
         int problems = lc_model_check(c, 1, stderr);
         if (problems < 0)
@@ -69,6 +81,7 @@ static int run(const struct opts *o)
     }
     if (!rc)
         rc = lc_describe(c, o->json ? LC_OUT_JSON : LC_OUT_TABLE, o->check, f);
+done:
     lc_container_close(c);
     if (f)
         fclose(f);
