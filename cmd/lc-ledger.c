@@ -37,7 +37,7 @@ static const char usage[] =
     "                      frontier table; then regressions, failures and every command\n"
     "  merge SHARD...      fold other ledgers (the shards of a Slurm night) into this one;\n"
     "                      idempotent by run UUID, refused when a UUID's protocol clashes\n"
-    "  add-failure         record a failed job (--night, --job, --exit-code, --stderr FILE)\n"
+    "  add-failure         record a failed job (--night, --job; --exit-code, --stderr FILE)\n"
     "\n"
     "options:\n"
     "      --db PATH       the ledger (default: $LC_LEDGER_DB; else results/ledger.db in a\n"
@@ -56,7 +56,7 @@ static const char usage[] =
     "      --alpha P       speed change flagged when Welch's p < P (default 0.01)\n"
     "      --all           regressions: every metric compared, not only the flagged ones\n"
     "  -o, --output FILE   report: the HTML file (default stdout), written atomically\n"
-    "      --exit-code N   add-failure: the job's exit status\n"
+    "      --exit-code N   add-failure: the job's exit status (none: it never ran)\n"
     "      --stderr FILE   add-failure: its stderr; the last 2 KB (whole lines) are kept\n"
     "      --command TEXT  add-failure: the command that failed\n"
     "      --name LABEL    add-failure: the model's name\n"
@@ -280,8 +280,8 @@ static int parse(int argc, char **argv, struct opts *o)
     }
     if ((o->cmd == CMD_REGRESS || o->cmd == CMD_REPORT || o->cmd == CMD_FAIL) && !o->night.night)
         return usage_error("%s needs --night ID", name);
-    if (o->cmd == CMD_FAIL && (!o->filter.job || o->exit_code < 0))
-        return usage_error("add-failure needs --job NAME and --exit-code N");
+    if (o->cmd == CMD_FAIL && !o->filter.job)
+        return usage_error("add-failure needs --job NAME");
     if (o->cmd == CMD_REPORT && !o->output && isatty(STDOUT_FILENO))
         return usage_error("report: refusing to write HTML to a terminal (give -o FILE)");
     int nargs = o->cmd == CMD_SHOW ? 1 : o->cmd == CMD_COMPARE ? 2 : 0;

@@ -138,9 +138,9 @@ static int compare_pair(struct rg_list *L, const lc_ledger_row *cur, const lc_le
     }
     if (!b_ok)
         return 0; /* failed both nights: in the failures table */
+    /* each night imports its base anew (a new digest: the lineage holds the
+     * time), so KLD is compared as "against its own base", under one protocol */
     const char *d = lc_run_protocol_diff(a, b);
-    if (!d && strcmp(a->base_digest, b->base_digest))
-        d = "base_digest";
     if (d) {
         if (!(g = rg_push(L, cur, old, "protocol", LC_RG_EXACT)))
             return -1;

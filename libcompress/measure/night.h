@@ -42,7 +42,8 @@ typedef struct lc_regression {
 } lc_regression;
 
 /* Every comparable metric of every job of o->night that has a row (same job,
- * profile, protocol and base) in the previous night.  prev receives the
+ * profile and protocol) in the previous night.  The base need not be the
+ * same container: each night imports its own (KLD is against that).  prev receives the
  * night compared with ("" when there is none).  *out is freed with free(). */
 int lc_night_regressions(lc_ledger *l, const lc_night_opts *o, lc_regression **out, size_t *n, char prev[64]);
 
