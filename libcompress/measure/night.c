@@ -551,6 +551,16 @@ static void frontier_table(FILE *f, const lc_ledger_row *rows, size_t n)
     lc_pareto_groups_free(g, ng);
 }
 
+/* Row i is its job's latest in the night (rows oldest first): a job run
+ * again after a failure (a resumed night) supersedes its failed row. */
+static int latest(const lc_ledger_row *rows, size_t n, size_t i)
+{
+    for (size_t j = i + 1; j < n; j++)
+        if (!strcmp(rows[j].run.job, rows[i].run.job) && !strcmp(rows[j].run.profile, rows[i].run.profile))
+            return 0;
+    return 1;
+}
+
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static const char css[] =
@@ -580,7 +590,11 @@ int lc_report_night_html(lc_ledger *l, const lc_night_opts *o, FILE *f)
     }
     if (!(profiles = lc_calloc(n ? n : 1, sizeof *profiles)))
         goto done;
+    size_t njobs = 0;
     for (size_t i = 0; i < n; i++) {
+        if (rows[i].run.job[0] && !latest(rows, n, i))
+            continue;
+        njobs++;
         nfail += !strcmp(rows[i].run.status, "failed");
         if (!rows[i].run.profile[0] || strcmp(rows[i].run.status, "ok"))
             continue;
@@ -608,9 +622,9 @@ int lc_report_night_html(lc_ledger *l, const lc_night_opts *o, FILE *f)
     fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>Night <span id=\"night\">", css);
     esc(f, o->night);
     fputs("</span></h1>\n<p id=\"summary\">", f);
-    fprintf(f, "%zu row%s: <span id=\"n-ok\">%zu</span> ok, <span id=\"n-failed\">%zu</span> failed; "
-               "<span id=\"n-regressions\">%zu</span> regression%s",
-            n, n == 1 ? "" : "s", n - nfail, nfail, nworse, nworse == 1 ? "" : "s");
+    fprintf(f, "%zu job%s: <span id=\"n-ok\">%zu</span> ok, <span id=\"n-failed\">%zu</span> failed (%zu ledger "
+               "row%s); <span id=\"n-regressions\">%zu</span> regression%s",
+            njobs, njobs == 1 ? "" : "s", njobs - nfail, nfail, n, n == 1 ? "" : "s", nworse, nworse == 1 ? "" : "s");
     if (prev[0]) {
         fputs(" against night ", f);
         esc(f, prev);
@@ -627,7 +641,8 @@ int lc_report_night_html(lc_ledger *l, const lc_night_opts *o, FILE *f)
         if (!sel)
             goto done;
         for (size_t i = 0; i < n; i++)
-            if (!strcmp(rows[i].run.profile, profiles[p]) && !strcmp(rows[i].run.status, "ok"))
+            if (!strcmp(rows[i].run.profile, profiles[p]) && !strcmp(rows[i].run.status, "ok") &&
+                (!rows[i].run.job[0] || latest(rows, n, i)))
                 sel[m++] = rows[i];
         fputs("<section class=\"profile\" data-profile=\"", f);
         esc(f, profiles[p]);
@@ -683,7 +698,7 @@ int lc_report_night_html(lc_ledger *l, const lc_night_opts *o, FILE *f)
           f);
     for (size_t i = 0; i < n; i++) {
         const lc_run *r = &rows[i].run;
-        if (strcmp(r->status, "failed"))
+        if (strcmp(r->status, "failed") || (r->job[0] && !latest(rows, n, i)))
             continue;
         fprintf(f, "<tr class=\"failure\"><td>%lld</td><td>", (long long)rows[i].id);
         esc(f, r->job);

@@ -14,6 +14,7 @@
 
 #include "core/lc.h"
 #include "measure/ledger.h"
+#include "measure/night.h"
 #include "test.h"
 
 static char tmpdir[256];
@@ -725,6 +726,26 @@ static int uuid_ok(const char *u)
     return 1;
 }
 
+/* Welch's t test: a worked case (t = -2, 8 degrees of freedom, two-sided
+ * p = 0.08051), unequal sizes and variances against the formula, and the
+ * edge cases. */
+static void test_welch(void)
+{
+    const double a[] = {1, 2, 3, 4, 5}, b[] = {3, 4, 5, 6, 7};
+    double p = lc_welch_p(a, 5, b, 5);
+    CHECK(fabs(p - 0.080516) < 1e-5, "Welch p %.6f, want 0.080516", p);
+    CHECK(fabs(lc_welch_p(b, 5, a, 5) - p) < 1e-15, "symmetric");
+    /* a = {10, 12, 14} (mean 12, var 4), b = {20, 21} (mean 20.5, var 0.5):
+     * se^2 = 4/3 + 0.25, t = -6.7551, df = 1.5833^2 / ((4/3)^2/2 + 0.25^2/1) = 2.6350;
+     * p = 0.009867 (the t density integrated numerically, independently of GSL) */
+    const double c[] = {10, 12, 14}, d[] = {20, 21};
+    p = lc_welch_p(c, 3, d, 2);
+    CHECK(fabs(p - 0.009867) < 1e-4, "Welch p %.6f for unequal sizes, want 0.009867", p);
+    CHECK(isnan(lc_welch_p(a, 1, b, 5)), "one repetition: not testable");
+    const double e[] = {5, 5, 5}, g[] = {6, 6, 6};
+    CHECK(lc_welch_p(e, 3, e, 3) == 1 && lc_welch_p(e, 3, g, 3) == 0, "no spread: equal 1, different 0");
+}
+
 /* Schema 3: nights, failed jobs, repetitions, UUIDs. */
 static void test_v3(void)
 {
@@ -795,6 +816,7 @@ int main(int argc, char **argv)
     test_roundtrip();
     test_migrate_v1();
     test_v3();
+    test_welch();
     test_refusals();
     test_profiles();
     test_pareto_protocol();
