@@ -350,8 +350,12 @@ static int add_failure(const struct opts *o)
         snprintf(r->command, sizeof r->command, "%s", o->command ? o->command : "");
         snprintf(r->model_name, sizeof r->model_name, "%s", o->name ? o->name : "");
         if (lc_ledger_open(o->db, &l) == 0 && lc_ledger_add(l, r, o->filter.profile ? &p : NULL, &id) == 0) {
-            lc_log("lc-ledger: %s: row %lld: %s failed (exit %d)\n", lc_ledger_path(l), (long long)id, r->job,
-                   r->exit_code);
+            if (r->exit_code >= 0)
+                lc_log("lc-ledger: %s: row %lld: %s failed (exit %d)\n", lc_ledger_path(l), (long long)id, r->job,
+                       r->exit_code);
+            else
+                lc_log("lc-ledger: %s: row %lld: %s failed (it did not run)\n", lc_ledger_path(l), (long long)id,
+                       r->job);
             rc = 0;
         }
     }

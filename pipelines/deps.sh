@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install the Debian packages a make target needs (idempotent).
 #   pipelines/deps.sh [SET...]      SET: build (default), demo, check, fuzz, asan, tsan, bench,
-#                                   grid (pipelines/*-grid.sh), fresh, deb (make deb)
+#                                   grid (pipelines/*-grid.sh), nightly (pipelines/nightly.sh),
+#                                   fresh, deb (make deb)
 # Nothing is installed when every package is present, so it works without
 # root then.  Otherwise: as root, apt-get install; else sudo -n if that
 # works; else it prints the command and exits 1.
@@ -16,19 +17,27 @@ CLANG="clang libclang-rt-14-dev"
 TESTS="hdf5-tools sqlite3 python3 python3-h5py"
 # what the grid pipelines call: /usr/bin/time (time and peak memory)
 GRIDS="time"
+# the nightly runner's report: gnuplot draws its plots (SVG); flock and
+# timeout are in util-linux and coreutils
+NIGHT="gnuplot-nox"
+# the nightly tests: the report in a real browser (Chromium, headless; PIL
+# reads its screenshot) and a real Slurm on localhost (t0910-slurm.sh)
+NIGHT_TESTS="gnuplot-nox chromium python3-pil slurm-wlm munge procps"
 # make deb: dpkg-buildpackage with debhelper, and lintian
 DEB="debhelper dpkg-dev lintian"
 PKGS=""
 [ $# -eq 0 ] && set -- build
 for set in "$@"; do
   case $set in
-    build|demo|bench) PKGS="$PKGS $BUILD" ;;
+    build|bench) PKGS="$PKGS $BUILD" ;;
+    demo) PKGS="$PKGS $BUILD $NIGHT" ;;
     grid) PKGS="$PKGS $BUILD $GRIDS" ;;
-    check) PKGS="$PKGS $BUILD $TESTS $CLANG" ;;
+    nightly) PKGS="$PKGS $BUILD $NIGHT" ;;
+    check) PKGS="$PKGS $BUILD $TESTS $NIGHT_TESTS $CLANG" ;;
     fuzz|asan|tsan) PKGS="$PKGS $BUILD $CLANG" ;;
     fresh) PKGS="$PKGS debootstrap git" ;;
     deb) PKGS="$PKGS $BUILD $DEB git" ;;
-    *) echo "deps: unknown set '$set' (build, demo, check, fuzz, asan, tsan, bench, grid, fresh, deb)" >&2; exit 2 ;;
+    *) echo "deps: unknown set '$set' (build, demo, check, fuzz, asan, tsan, bench, grid, nightly, fresh, deb)" >&2; exit 2 ;;
   esac
 done
 missing=""

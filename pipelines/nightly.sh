@@ -434,7 +434,7 @@ else
   command -v sbatch >/dev/null || die "the slurm engine needs sbatch on PATH (Debian slurm-client)"
   maxd=0
   for d in "${JDEPTH[@]}"; do [ "$d" -gt "$maxd" ] && maxd=$d; done
-  prev=""
+  prev="" ids=""
   for w in $(seq 0 "$maxd"); do
     : >"$DIR/waves/$w"
     for i in "${!JID[@]}"; do [ "${JDEPTH[$i]}" = "$w" ] && echo "${JID[$i]}" >>"$DIR/waves/$w"; done
@@ -447,14 +447,26 @@ else
       --output="$DIR/logs/slurm-%A_%a.out" $SBATCH_ARGS \
       --wrap "exec $(printf '%q' "$ME") --slurm-task $(printf '%q' "$DIR") $w") || die "sbatch failed (wave $w)"
     prev=${prev%%;*}
+    ids=${ids:+$ids,}$prev
     echo "nightly: wave $w: $n job(s) as Slurm array $prev" >&2
   done
   tail -n +1 -F "$DIR/progress.txt" 2>/dev/null >&2 &
   tailpid=$!
-  # shellcheck disable=SC2086
-  sbatch --parsable --wait --job-name=lc-night-end --dependency="afterany:$prev" --output=/dev/null $SBATCH_ARGS \
-    --wrap true >/dev/null || echo "nightly: waiting for the night's last array failed" >&2
-  sleep 1
+  # until no task of the night is queued or running (sbatch --wait polls
+  # at growing intervals, up to a minute late); squeue failing 10 times in a
+  # row means the controller is gone
+  bad=0
+  while :; do
+    if q=$(squeue -h -o %i -j "$ids" 2>/dev/null); then
+      bad=0
+      [ -z "$q" ] && break
+    else
+      bad=$((bad + 1))
+      [ $bad -ge 10 ] && { echo "nightly: squeue keeps failing: the Slurm controller is gone?" >&2; break; }
+    fi
+    sleep 1
+  done
+  sleep 0.5
   kill $tailpid 2>/dev/null; wait $tailpid 2>/dev/null
   shards=("$DIR"/shards/*.db)
   if [ -e "${shards[0]}" ]; then

@@ -1,0 +1,129 @@
+#!/bin/sh
+# pipelines/nightly.sh --engine slurm on a real Slurm: munge, slurmctld and
+# slurmd started on localhost in a temporary directory (root only: slurmd
+# starts jobs as their users), a small plan submitted as job arrays, the
+# shards merged, every row checked against the same plan run locally; all
+# daemons stopped at the end.  Bounded: the cluster must come up within 30 s
+# and the night finish within 300 s.
+. "$(dirname "$0")/lib.sh"
+NIGHTLY=$TOP/pipelines/nightly.sh
+if [ "$(id -u)" != 0 ]; then
+  skip "Slurm test: needs root (slurmd runs jobs as their users)"; done_testing; exit
+fi
+for t in munged mungekey slurmctld slurmd sbatch squeue scontrol sinfo; do
+  command -v $t >/dev/null 2>&1 || { skip "Slurm test: no $t (Debian slurm-wlm, munge)"; done_testing; exit; }
+done
+S=$TMP/slurm
+mkdir -p "$S/munge" "$S/state" "$S/spool" "$S/log"
+chmod 700 "$S/munge"
+stop() {
+  [ -n "${SLURM_CONF:-}" ] && scontrol shutdown >/dev/null 2>&1
+  for f in "$S/ctld.pid" "$S/d.pid" "$S/munge/pid"; do
+    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
+  done
+  sleep 1
+  for f in "$S/ctld.pid" "$S/d.pid" "$S/munge/pid"; do
+    [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
+  done
+  return 0
+}
+trap 'stop; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
+mungekey -c -k "$S/munge/munge.key" -b 1024 -f >/dev/null 2>&1
+chmod 600 "$S/munge/munge.key"
+munged --key-file="$S/munge/munge.key" --socket="$S/munge/sock" --pid-file="$S/munge/pid" \
+  --log-file="$S/munge/log" --seed-file="$S/munge/seed" -f
+check "munged started" test -S "$S/munge/sock"
+# free ports: random in 20000-59999, checked against the listening sockets
+port=""
+for try in 1 2 3 4 5 6 7 8 9 10; do
+  p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000))
+  hex=$(printf '%04X' "$p"); hex1=$(printf '%04X' $((p + 1)))
+  if ! grep -qiE ":($hex|$hex1) " /proc/net/tcp /proc/net/tcp6 2>/dev/null; then port=$p; break; fi
+done
+host=$(hostname -s)
+cpus=$(nproc)
+cat >"$S/slurm.conf" <<EOF
+ClusterName=lctest
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+AuthInfo=socket=$S/munge/sock
+CredType=cred/munge
+StateSaveLocation=$S/state
+SlurmdSpoolDir=$S/spool
+SlurmctldPidFile=$S/ctld.pid
+SlurmdPidFile=$S/d.pid
+SlurmctldLogFile=$S/log/ctld.log
+SlurmdLogFile=$S/log/d.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+ReturnToService=2
+SchedulerType=sched/backfill
+SchedulerParameters=sched_interval=1,sched_min_interval=100000
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=1000 State=UNKNOWN
+PartitionName=lctest Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+export SLURM_CONF=$S/slurm.conf
+t0=$(date +%s)
+slurmctld -f "$SLURM_CONF" && slurmd -f "$SLURM_CONF"
+k=0
+until sinfo -h -o %t 2>/dev/null | grep -q idle || [ $k -ge 300 ]; do sleep 0.1; k=$((k + 1)); done
+up=$(($(date +%s) - t0))
+if ! sinfo -h -o %t 2>/dev/null | grep -q idle; then
+  echo "# the Slurm node did not come up in 30 s:"; tail -5 "$S/log/ctld.log" "$S/log/d.log" | sed 's/^/#   /'
+  skip "Slurm test: the local cluster did not start here (slurmctld/slurmd logs above)"
+  done_testing; exit
+fi
+ok "a local Slurm cluster (munge, slurmctld, slurmd) is up in ${up} s"
+
+cat "$TOP/README.md" "$TOP"/docs/*.md >"$TMP/text.txt"
+cat >"$TMP/s.plan" <<EOF
+model syn --synthetic 1
+profiles edge-1c laptop-2c
+eval --text $TMP/text.txt --ctx 64 --chunks 4 --speed-reps 3
+jobs 2
+recipe rtn4 lc-quant --method rtn --bits 4 --group 32
+recipe mag50 lc-prune --method magnitude --sparsity 0.5
+recipe mag50-q4 lc-prune --method magnitude --sparsity 0.5 | lc-quant --method rtn --bits 4 --group 32
+recipe broken lc-quant --method rtn --bits 99
+EOF
+t0=$(date +%s)
+expect_code 3 "the night on Slurm (one failing job)" timeout 300 "$NIGHTLY" --engine slurm --db "$TMP/slurm.db" \
+  --night s1 -o "$TMP/ns" --no-report "$TMP/s.plan"
+echo "# the Slurm night took $(($(date +%s) - t0)) s"
+check "submitted as job arrays" grep -q "as Slurm array" "$TMP/err"
+check "each task wrote its own shard" test "$(ls "$TMP/ns/shards" | grep -c '\.db$')" -ge 10
+check "the shards were merged" grep -q "runs\{0,1\} added" "$TMP/err"
+expect_code 3 "the same plan locally" "$NIGHTLY" --db "$TMP/local.db" --night s1 -o "$TMP/nl" --no-report "$TMP/s.plan"
+rows() { sqlite3 "$1" "select job, status, exit_code, ppl, kld_mean, top1, bpw, stored_bytes, tokens_scored
+                       from runs where night = 's1' order by job"; }
+rows "$TMP/slurm.db" >"$TMP/slurm.rows"
+rows "$TMP/local.db" >"$TMP/local.rows"
+check "Slurm and local give the same rows, bit-identical accuracy ($(wc -l <"$TMP/slurm.rows") rows)" \
+  cmp -s "$TMP/slurm.rows" "$TMP/local.rows"
+check "every row is there: 8 ok, 3 failed" \
+  test "$(sqlite3 "$TMP/slurm.db" "select sum(status='ok') || '/' || sum(status='failed') from runs where night='s1'")" = "8/3"
+n=$(sqlite3 "$TMP/slurm.db" "select count(*) from runs")
+expect_code 0 "merging the shards again" lc-ledger --db "$TMP/slurm.db" merge "$TMP"/ns/shards/*.db
+check "a second merge adds nothing" test "$(sqlite3 "$TMP/slurm.db" "select count(*) from runs")" = "$n"
+pids=$(cat "$S/ctld.pid" "$S/d.pid" "$S/munge/pid" 2>/dev/null)
+stop
+# a killed daemon may linger as a zombie until init reaps it: that is gone
+living() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+alive=""
+for p in $pids; do
+  k=0
+  while living "$p" && [ $k -lt 50 ]; do sleep 0.1; k=$((k + 1)); done
+  living "$p" && alive="$alive $p"
+done
+pids=$(echo $pids)
+check "the daemons are stopped (slurmctld, slurmd, munged: ${pids:-no pid files})" test -z "$alive" -a -n "$pids"
+done_testing
