@@ -124,7 +124,16 @@ run_job() { # DIR ID
     return 0
   fi
   mkdir -p "$(dirname "$OUT")"
-  timeout -k 30 "$TIMEOUT" bash -c "$CMD" >"$log.out" 2>"$log.err"
+  # An evaluation measures speed: it runs alone.  Locally it takes the night's
+  # speed lock exclusively, every other job shares it; under Slurm the
+  # evaluations' arrays ask for whole nodes (--exclusive) instead.
+  local mode=-s
+  [ "$KIND" = eval ] && mode=-x
+  if [ -n "${LC_NIGHT_NOLOCK:-}" ]; then
+    timeout -k 30 "$TIMEOUT" bash -c "$CMD" >"$log.out" 2>"$log.err"
+  else
+    flock $mode "$D/speed.lock" timeout -k 30 "$TIMEOUT" bash -c "$CMD" >"$log.out" 2>"$log.err"
+  fi
   rc=$?
   t1=$(date +%s.%N)
   local secs
@@ -156,7 +165,7 @@ if [ "${1:-}" = --slurm-task ]; then
   id=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$2/waves/$3")
   [ -n "$id" ] || die "slurm task $SLURM_ARRAY_TASK_ID: no job in wave $3"
   DB=$2/shards/$id.db
-  run_job "$2" "$id"
+  LC_NIGHT_NOLOCK=1 run_job "$2" "$id"
   exit 0
 fi
 
@@ -434,21 +443,35 @@ else
   command -v sbatch >/dev/null || die "the slurm engine needs sbatch on PATH (Debian slurm-client)"
   maxd=0
   for d in "${JDEPTH[@]}"; do [ "$d" -gt "$maxd" ] && maxd=$d; done
+  # one array per DAG level and kind: the evaluations' arrays get whole
+  # nodes (they measure speed), the others share them
   prev="" ids=""
   for w in $(seq 0 "$maxd"); do
-    : >"$DIR/waves/$w"
-    for i in "${!JID[@]}"; do [ "${JDEPTH[$i]}" = "$w" ] && echo "${JID[$i]}" >>"$DIR/waves/$w"; done
-    n=$(wc -l <"$DIR/waves/$w")
-    [ "$n" -gt 0 ] || continue
-    dep=()
-    [ -n "$prev" ] && dep=(--dependency="afterany:$prev")
-    # shellcheck disable=SC2086
-    prev=$(sbatch --parsable --job-name="lc-night-$w" --array="0-$((n - 1))%$PAR" "${dep[@]}" \
-      --output="$DIR/logs/slurm-%A_%a.out" $SBATCH_ARGS \
-      --wrap "exec $(printf '%q' "$ME") --slurm-task $(printf '%q' "$DIR") $w") || die "sbatch failed (wave $w)"
-    prev=${prev%%;*}
-    ids=${ids:+$ids,}$prev
-    echo "nightly: wave $w: $n job(s) as Slurm array $prev" >&2
+    this=""
+    for kind in stage eval; do
+      wave=$w-$kind
+      : >"$DIR/waves/$wave"
+      for i in "${!JID[@]}"; do
+        [ "${JDEPTH[$i]}" = "$w" ] || continue
+        . "$DIR/jobs/${JID[$i]}.sh"
+        { [ "$kind" = eval ] && [ "$KIND" = eval ]; } || { [ "$kind" = stage ] && [ "$KIND" != eval ]; } || continue
+        echo "${JID[$i]}" >>"$DIR/waves/$wave"
+      done
+      n=$(wc -l <"$DIR/waves/$wave")
+      [ "$n" -gt 0 ] || continue
+      dep=() excl=()
+      [ -n "$prev" ] && dep=(--dependency="afterany:$prev")
+      [ "$kind" = eval ] && excl=(--exclusive)
+      # shellcheck disable=SC2086
+      id=$(sbatch --parsable --job-name="lc-night-$wave" --array="0-$((n - 1))%$PAR" "${dep[@]}" "${excl[@]}" \
+        --output="$DIR/logs/slurm-%A_%a.out" $SBATCH_ARGS \
+        --wrap "exec $(printf '%q' "$ME") --slurm-task $(printf '%q' "$DIR") $wave") || die "sbatch failed (wave $wave)"
+      id=${id%%;*}
+      this=${this:+$this:}$id
+      ids=${ids:+$ids,}$id
+      echo "nightly: level $w, ${kind}s: $n job(s) as Slurm array $id" >&2
+    done
+    prev=${this:-$prev}
   done
   tail -n +1 -F "$DIR/progress.txt" 2>/dev/null >&2 &
   tailpid=$!
