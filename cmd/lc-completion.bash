@@ -19,6 +19,7 @@ _lc_values() { # TOOL OPTION -> the fixed values of OPTION, or nothing
     "lc-import --format" | "lc-import -f") echo "auto hf gguf llama2c" ;;
     "lc-ledger --format" | "lc-ledger -f") echo "table csv json" ;;
     "lc-ledger --x-dir" | "lc-ledger --y-dir") echo "min max" ;;
+    "lc-ledger --status") echo "ok failed" ;;
     "lc-ledger --x" | "lc-ledger --y")
         echo "ppl kld_mean kld_median kld_p99 top1 rms_dp ln_ppl_ratio prefill_tok_s decode_tok_s peak_rss stored_bytes bpw" ;;
     "lc-eval --score") echo "second-half all" ;;
@@ -76,7 +77,7 @@ _lc_complete() {
         for ((i = 1; i < COMP_CWORD; i++)); do
             case ${COMP_WORDS[i]} in list | show | compare | pareto | profiles) return 0 ;; esac
         done
-        COMPREPLY=($(compgen -W "list show compare pareto profiles" -- "$cur"))
+        COMPREPLY=($(compgen -W "list show compare pareto profiles regressions report merge add-failure" -- "$cur"))
         return 0
     fi
     COMPREPLY=($(compgen -f -- "$cur"))

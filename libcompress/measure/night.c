@@ -427,8 +427,24 @@ static int plot(FILE *f, const char *dir, int idx, const lc_ledger_row *rows, si
     snprintf(svg, sizeof svg, "%s/p%d.svg", dir, idx);
     snprintf(err, sizeof err, "%s/p%d.err", dir, idx);
     FILE *d = NULL, *s = NULL;
-    if (lc_pareto_groups(rows, n, &ax, &g, &ng, &nskip))
+    /* the base itself (KLD 0) cannot sit on a log axis: the plot's fronts
+     * are those of the compressed variants */
+    lc_ledger_row *all = (lc_ledger_row *)rows;
+    lc_ledger_row *pos = lc_calloc(n ? n : 1, sizeof *pos);
+    size_t m0 = 0, n_base = 0;
+    if (!pos)
         return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (all[i].run.kld_mean > 0)
+            pos[m0++] = all[i];
+        else
+            n_base += all[i].run.kld_mean == 0;
+    }
+    rows = pos, n = m0;
+    if (lc_pareto_groups(rows, n, &ax, &g, &ng, &nskip)) {
+        free(pos);
+        return -1;
+    }
     if (!(d = fopen(data, "w")) || !(s = fopen(script, "w"))) {
         lc_error("%s: %s", dir, strerror(errno));
         goto done;
@@ -499,10 +515,10 @@ static int plot(FILE *f, const char *dir, int idx, const lc_ledger_row *rows, si
     fprintf(f, "<figure class=\"plot\" data-kind=\"%s\" data-points=\"%zu\">\n", ps->kind, drawn);
     if (inline_svg(f, svg))
         goto done;
-    fprintf(f, "<figcaption>KLD against %s: %zu run%s, one series per model and protocol, the Pareto front as a line"
-               "%s.</figcaption>\n</figure>\n",
-            ps->xlabel, drawn, drawn == 1 ? "" : "s",
-            nskip ? "; runs without KLD or without this figure (the base itself) are not drawn" : "");
+    fprintf(f, "<figcaption>KLD against %s: %zu run%s, one series per model and protocol, the Pareto front of the "
+               "compressed variants as a line%s%s.</figcaption>\n</figure>\n",
+            ps->xlabel, drawn, drawn == 1 ? "" : "s", n_base ? "; the base itself (KLD 0) is in the tables only" : "",
+            nskip ? "; runs without this figure are not drawn" : "");
     rc = 0;
 done:
     if (d)
@@ -510,6 +526,7 @@ done:
     if (s)
         fclose(s);
     lc_pareto_groups_free(g, ng);
+    free(pos);
     return rc;
 }
 

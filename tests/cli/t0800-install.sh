@@ -110,7 +110,7 @@ if command -v bash >/dev/null 2>&1; then
   check "lc-eval --bas: its options from --help" test "$(comp lc-eval --bas)" = "--base --base-cache"
   check "lc-eval --profile: the profile names" sh -c "echo '$(comp lc-eval --profile '')' | grep -q 'laptop-2c' && echo '$(comp lc-eval --profile '')' | grep -q edge-1c"
   check "lc-eval --text h: the manifest's set" test "$(comp lc-eval --text h)" = "heldout"
-  check "lc-ledger: its commands" test "$(comp lc-ledger '')" = "list show compare pareto profiles"
+  check "lc-ledger: its commands" test "$(comp lc-ledger '')" = "list show compare pareto profiles regressions report merge add-failure"
   check "every installed tool has the completion" sh -c "for t in $I/lc-*; do test -e $PFX/share/bash-completion/completions/\${t##*/} || exit 1; done"
   # the fixed lists agree with the tools' own --help
   for pair in "lc-quant --method" "lc-prune --method" "lc-prune --scope" "lc-export --to" "lc-export --type" \
