@@ -13,75 +13,16 @@ fi
 for t in munged mungekey slurmctld slurmd sbatch squeue scontrol sinfo; do
   command -v $t >/dev/null 2>&1 || { skip "Slurm test: no $t (Debian slurm-wlm, munge)"; done_testing; exit; }
 done
-S=$TMP/slurm
-mkdir -p "$S/munge" "$S/state" "$S/spool" "$S/log"
-chmod 700 "$S/munge"
-stop() {
-  [ -n "${SLURM_CONF:-}" ] && scontrol shutdown >/dev/null 2>&1
-  for f in "$S/ctld.pid" "$S/d.pid" "$S/munge/pid"; do
-    [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
-  done
-  sleep 1
-  for f in "$S/ctld.pid" "$S/d.pid" "$S/munge/pid"; do
-    [ -f "$f" ] && kill -9 "$(cat "$f")" 2>/dev/null
-  done
-  return 0
-}
-trap 'stop; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
-mungekey -c -k "$S/munge/munge.key" -b 1024 -f >/dev/null 2>&1
-chmod 600 "$S/munge/munge.key"
-munged --key-file="$S/munge/munge.key" --socket="$S/munge/sock" --pid-file="$S/munge/pid" \
-  --log-file="$S/munge/log" --seed-file="$S/munge/seed" -f
-check "munged started" test -S "$S/munge/sock"
-# free ports: random in 20000-59999, checked against the listening sockets
-port=""
-for try in 1 2 3 4 5 6 7 8 9 10; do
-  p=$((20000 + $(od -An -N2 -tu2 /dev/urandom) % 40000))
-  hex=$(printf '%04X' "$p"); hex1=$(printf '%04X' $((p + 1)))
-  if ! grep -qiE ":($hex|$hex1) " /proc/net/tcp /proc/net/tcp6 2>/dev/null; then port=$p; break; fi
-done
-host=$(hostname -s)
-cpus=$(nproc)
-cat >"$S/slurm.conf" <<EOF
-ClusterName=lctest
-SlurmctldHost=$host(127.0.0.1)
-SlurmctldPort=$port
-SlurmdPort=$((port + 1))
-SlurmUser=root
-SlurmdUser=root
-AuthType=auth/munge
-AuthInfo=socket=$S/munge/sock
-CredType=cred/munge
-StateSaveLocation=$S/state
-SlurmdSpoolDir=$S/spool
-SlurmctldPidFile=$S/ctld.pid
-SlurmdPidFile=$S/d.pid
-SlurmctldLogFile=$S/log/ctld.log
-SlurmdLogFile=$S/log/d.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-MpiDefault=none
-ReturnToService=2
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=1,sched_min_interval=100000
-JobAcctGatherType=jobacct_gather/none
-AccountingStorageType=accounting_storage/none
-NodeName=$host NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=1000 State=UNKNOWN
-PartitionName=lctest Nodes=ALL Default=YES MaxTime=INFINITE State=UP
-EOF
-export SLURM_CONF=$S/slurm.conf
+. "$TOP/tests/cli/slurm-local.sh"
+trap 'slurm_stop; [ -n "${KEEP_TMP:-}" ] || rm -rf "$TMP"' EXIT
 t0=$(date +%s)
-slurmctld -f "$SLURM_CONF" && slurmd -f "$SLURM_CONF"
-k=0
-until sinfo -h -o %t 2>/dev/null | grep -q idle || [ $k -ge 300 ]; do sleep 0.1; k=$((k + 1)); done
-up=$(($(date +%s) - t0))
-if ! sinfo -h -o %t 2>/dev/null | grep -q idle; then
-  echo "# the Slurm node did not come up in 30 s:"; tail -5 "$S/log/ctld.log" "$S/log/d.log" | sed 's/^/#   /'
+if ! slurm_start "$TMP/slurm" 2>"$TMP/slurm.err"; then
+  echo "# the Slurm node did not come up in 30 s:"; sed 's/^/#   /' "$TMP/slurm.err"
   skip "Slurm test: the local cluster did not start here (slurmctld/slurmd logs above)"
   done_testing; exit
 fi
+up=$(($(date +%s) - t0))
+check "munged started" test -S "$S/munge/sock"
 ok "a local Slurm cluster (munge, slurmctld, slurmd) is up in ${up} s"
 
 cat "$TOP/README.md" "$TOP"/docs/*.md >"$TMP/text.txt"
@@ -114,8 +55,8 @@ check "every row is there: 8 ok, 3 failed" \
 n=$(sqlite3 "$TMP/slurm.db" "select count(*) from runs")
 expect_code 0 "merging the shards again" lc-ledger --db "$TMP/slurm.db" merge "$TMP"/ns/shards/*.db
 check "a second merge adds nothing" test "$(sqlite3 "$TMP/slurm.db" "select count(*) from runs")" = "$n"
-pids=$(cat "$S/ctld.pid" "$S/d.pid" "$S/munge/pid" 2>/dev/null)
-stop
+pids=$(slurm_pids)
+slurm_stop
 # a killed daemon may linger as a zombie until init reaps it: that is gone
 living() { [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 alive=""
