@@ -427,18 +427,20 @@ static int plot(FILE *f, const char *dir, int idx, const lc_ledger_row *rows, si
     snprintf(svg, sizeof svg, "%s/p%d.svg", dir, idx);
     snprintf(err, sizeof err, "%s/p%d.err", dir, idx);
     FILE *d = NULL, *s = NULL;
-    /* the base itself (KLD 0) cannot sit on a log axis: the plot's fronts
-     * are those of the compressed variants */
+    /* the base itself (KLD 0, or a little more against a 16-bit log-prob
+     * cache) would only stretch the log axis: the plot's fronts are those of
+     * the compressed variants */
     lc_ledger_row *all = (lc_ledger_row *)rows;
     lc_ledger_row *pos = lc_calloc(n ? n : 1, sizeof *pos);
     size_t m0 = 0, n_base = 0;
     if (!pos)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        if (all[i].run.kld_mean > 0)
+        int base = all[i].run.kld_mean == 0 || !strcmp(all[i].run.model_digest, all[i].run.base_digest);
+        if (!base)
             pos[m0++] = all[i];
         else
-            n_base += all[i].run.kld_mean == 0;
+            n_base++;
     }
     rows = pos, n = m0;
     if (lc_pareto_groups(rows, n, &ax, &g, &ng, &nskip)) {
@@ -480,7 +482,7 @@ static int plot(FILE *f, const char *dir, int idx, const lc_ledger_row *rows, si
         goto done;
     }
     d = NULL;
-    fprintf(s, "set terminal svg size 620,400 dynamic enhanced font 'sans,11' background rgb 'white'\n"
+    fprintf(s, "set terminal svg size 600,380 dynamic enhanced font 'sans,11' background rgb 'white'\n"
                "set output '%s'\n"
                "set title \"%s: KLD against %s\"\n"
                "set xlabel \"%s\"\nset ylabel \"KLD (nats, log scale)\"\n"
@@ -517,7 +519,7 @@ static int plot(FILE *f, const char *dir, int idx, const lc_ledger_row *rows, si
         goto done;
     fprintf(f, "<figcaption>KLD against %s: %zu run%s, one series per model and protocol, the Pareto front of the "
                "compressed variants as a line%s%s.</figcaption>\n</figure>\n",
-            ps->xlabel, drawn, drawn == 1 ? "" : "s", n_base ? "; the base itself (KLD 0) is in the tables only" : "",
+            ps->xlabel, drawn, drawn == 1 ? "" : "s", n_base ? "; the base itself is in the tables only" : "",
             nskip ? "; runs without this figure are not drawn" : "");
     rc = 0;
 done:
@@ -581,10 +583,10 @@ static int latest(const lc_ledger_row *rows, size_t n, size_t i)
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static const char css[] =
-    "body{font-family:sans-serif;margin:2em;color:#222;max-width:80em}"
+    "body{font-family:sans-serif;margin:2em;color:#222;max-width:90em}"
     "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .5em;"
     "text-align:left;vertical-align:top}th{background:#eee}td.num{text-align:right}"
-    "figure{display:inline-block;margin:0 1em 1em 0}figcaption{font-size:.85em;color:#555;max-width:620px}"
+    "figure{display:inline-block;margin:0 1em 1em 0}figcaption{font-size:.85em;color:#555;max-width:600px}"
     "pre{margin:0;white-space:pre-wrap;font-size:.85em}.REGRESSION{color:#b00;font-weight:bold}"
     ".improved{color:#070}code{font-size:.85em}";
 
