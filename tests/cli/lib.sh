@@ -66,6 +66,25 @@ check() {
   if "$@"; then ok "$desc"; else echo "# failed: $*"; not_ok "$desc"; fi
 }
 
+# night_plan FILE [RECIPE-LINE...]: the small plan the nightly tests run (a
+# synthetic model, two profiles, shared prefixes, a failing recipe), with
+# more recipe lines appended
+night_plan() {
+  f=$1; shift
+  cat "$TOP/README.md" "$TOP"/docs/*.md >"$TMP/night-text.txt"
+  {
+    echo "model syn --synthetic 1"
+    echo "profiles edge-1c laptop-2c"
+    echo "eval --text $TMP/night-text.txt --ctx 64 --chunks 4 --speed-reps 3"
+    echo "jobs 2"
+    echo "recipe rtn4 lc-quant --method rtn --bits 4 --group 32"
+    echo "recipe mag50 lc-prune --method magnitude --sparsity 0.5"
+    echo "recipe mag50-q4 lc-prune --method magnitude --sparsity 0.5 | lc-quant --method rtn --bits 4 --group 32"
+    echo "recipe broken lc-quant --method rtn --bits 99"
+    for r in "$@"; do echo "$r"; done
+  } >"$f"
+}
+
 done_testing() {
   echo "# $n_ok passed, $n_fail failed, $n_skip skipped"
   [ -n "${LC_TEST_LOG:-}" ] && printf 'pass %d\nfail %d\n' "$n_ok" "$n_fail" >>"$LC_TEST_LOG"

@@ -50,18 +50,8 @@ recipe r lc-quant --method rtn --bits 8"
 check "a bad plan creates no night" test ! -e "$TMP/badnight"
 
 # ---- a night ---------------------------------------------------------------------------
-cat >"$TMP/t.plan" <<EOF
 # the test night: shared prefixes, a slow job, a failing one
-model syn --synthetic 1
-profiles edge-1c laptop-2c
-eval --text $TMP/text.txt --ctx 64 --chunks 4 --speed-reps 3
-jobs 2
-recipe rtn4 lc-quant --method rtn --bits 4 --group 32
-recipe mag50 lc-prune --method magnitude --sparsity 0.5
-recipe mag50-q4 lc-prune --method magnitude --sparsity 0.5 | lc-quant --method rtn --bits 4 --group 32
-recipe slow lc-distill --sleep 1
-recipe broken lc-quant --method rtn --bits 99
-EOF
+night_plan "$TMP/t.plan" "recipe slow lc-distill --sleep 1"
 N1=$TMP/n1
 expect_code 3 "a night with a failing job exits 3" "$NIGHTLY" --db "$DB" --night n1 -o "$N1" "$TMP/t.plan"
 q() { sqlite3 "$DB" "$1"; }

@@ -25,17 +25,7 @@ up=$(($(date +%s) - t0))
 check "munged started" test -S "$S/munge/sock"
 ok "a local Slurm cluster (munge, slurmctld, slurmd) is up in ${up} s"
 
-cat "$TOP/README.md" "$TOP"/docs/*.md >"$TMP/text.txt"
-cat >"$TMP/s.plan" <<EOF
-model syn --synthetic 1
-profiles edge-1c laptop-2c
-eval --text $TMP/text.txt --ctx 64 --chunks 4 --speed-reps 3
-jobs 2
-recipe rtn4 lc-quant --method rtn --bits 4 --group 32
-recipe mag50 lc-prune --method magnitude --sparsity 0.5
-recipe mag50-q4 lc-prune --method magnitude --sparsity 0.5 | lc-quant --method rtn --bits 4 --group 32
-recipe broken lc-quant --method rtn --bits 99
-EOF
+night_plan "$TMP/s.plan"
 t0=$(date +%s)
 expect_code 3 "the night on Slurm (one failing job)" timeout 300 "$NIGHTLY" --engine slurm --db "$TMP/slurm.db" \
   --night s1 -o "$TMP/ns" --no-report "$TMP/s.plan"
