@@ -57,7 +57,11 @@ slurm_start() {
     echo "PartitionName=lctest Nodes=ALL Default=YES MaxTime=INFINITE State=UP"
   } >"$S/slurm.conf"
   export SLURM_CONF="$S/slurm.conf"
-  slurmctld -f "$SLURM_CONF" && slurmd -f "$SLURM_CONF" || return 1
+  if ! slurmctld -f "$SLURM_CONF" 2>"$S/log/start.err" || ! slurmd -f "$SLURM_CONF" 2>>"$S/log/start.err"; then
+    cat "$S/log/start.err" >&2
+    tail -5 "$S/log/ctld.log" "$S/log/d.log" >&2 2>/dev/null
+    return 1
+  fi
   k=0
   until sinfo -h -o %t 2>/dev/null | grep -q idle || [ $k -ge 300 ]; do
     sleep 0.1
