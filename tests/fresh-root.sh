@@ -68,8 +68,9 @@ inroot() {
     # private again (the fault tests mount a tmpfs in a namespace)
     mount --bind "$root" "$root"
     mount -t proc proc "$root/proc"
-    # a machine has /sys: slurmd (the Slurm test) reads the CPU topology there
-    mount -t sysfs -o ro sysfs "$root/sys"
+    # a machine has /sys, and systemd mounts the cgroup file system in it:
+    # slurmd (the Slurm test) reads the CPU topology and needs the cgroups
+    mount --rbind /sys "$root/sys"
     mount --rbind /dev "$root/dev"
     mount -t tmpfs -o size=4g tmpfs "$root/tmp"
     [ -d "$shared/models" ] && mount --bind -o ro "$shared" "$root/work/shared"
