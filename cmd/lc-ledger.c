@@ -221,35 +221,35 @@ static int parse(int argc, char **argv, struct opts *o)
         case O_STDERR: o->stderr_file = optarg, scoped[S_STDERR].seen = 1; break;
         case O_COMMAND: o->command = optarg, scoped[S_COMMAND].seen = 1; break;
         case O_NAME: o->name = optarg, scoped[S_NAME].seen = 1; break;
-        case 'p': o->filter.profile = optarg, scoped[0].seen = 1; break;
-        case 'm': o->filter.model = optarg, scoped[1].seen = 1; break;
-        case 'd': o->filter.dataset = optarg, scoped[2].seen = 1; break;
+        case 'p': o->filter.profile = optarg, scoped[S_PROFILE].seen = 1; break;
+        case 'm': o->filter.model = optarg, scoped[S_MODEL].seen = 1; break;
+        case 'd': o->filter.dataset = optarg, scoped[S_DATASET].seen = 1; break;
         case 'n':
             if (lc_parse_long("--limit", optarg, 0, 1L << 40, &v))
                 return usage_error("%s", lc_errmsg());
-            o->filter.limit = v, scoped[3].seen = 1;
+            o->filter.limit = v, scoped[S_LIMIT].seen = 1;
             break;
         case O_X:
             if ((rc = parse_axis("--x", optarg, &o->ax.x)))
                 return rc;
-            scoped[4].seen = 1;
+            scoped[S_X].seen = 1;
             break;
         case O_Y:
             if ((rc = parse_axis("--y", optarg, &o->ax.y)))
                 return rc;
-            scoped[5].seen = 1;
+            scoped[S_Y].seen = 1;
             break;
         case O_XDIR:
             if ((rc = parse_dir("--x-dir", optarg, &xdir)))
                 return rc;
-            scoped[6].seen = 1;
+            scoped[S_XDIR].seen = 1;
             break;
         case O_YDIR:
             if ((rc = parse_dir("--y-dir", optarg, &ydir)))
                 return rc;
-            scoped[7].seen = 1;
+            scoped[S_YDIR].seen = 1;
             break;
-        case O_PROFILES: o->profiles = optarg, scoped[8].seen = 1; break;
+        case O_PROFILES: o->profiles = optarg, scoped[S_PROFILES].seen = 1; break;
         case 'h': fputs(usage, stdout); return 1;
         case 'V': puts("lc-ledger " LC_VERSION); return 1;
         default: fputs("Try 'lc-ledger --help' for more information.\n", stderr); return 2;
@@ -302,25 +302,32 @@ static int parse(int argc, char **argv, struct opts *o)
     return 0;
 }
 
-/* The last `cap` bytes of a file, from a line start when there is one. */
+/* The last `cap` - 1 bytes of a file, from a line start when there is one
+ * (only they are read: a failed job's stderr may be long). */
 static int read_tail(const char *path, char *buf, size_t cap)
 {
-    uint8_t *all;
-    size_t len;
+    FILE *f = fopen(path, "rb");
     buf[0] = 0;
-    if (lc_read_file(path, 0, &all, &len))
-        return -1;
-    size_t from = len > cap - 1 ? len - (cap - 1) : 0;
-    if (from) {
-        const uint8_t *nl = memchr(all + from, '\n', len - from);
-        if (nl && (size_t)(nl + 1 - all) < len)
-            from = (size_t)(nl + 1 - all);
+    if (!f)
+        return lc_error("cannot open '%s': %s", path, strerror(errno));
+    long size = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    long from = size > (long)cap - 1 ? size - ((long)cap - 1) : 0;
+    size_t len = size >= 0 && fseek(f, from, SEEK_SET) == 0 ? fread(buf, 1, cap - 1, f) : 0;
+    int bad = size < 0 || ferror(f);
+    fclose(f);
+    if (bad)
+        return lc_error("cannot read '%s': %s", path, strerror(errno));
+    buf[len] = 0;
+    size_t skip = 0;
+    if (from) { /* start after the first newline when one is left after it */
+        const char *nl = memchr(buf, '\n', len);
+        if (nl && (size_t)(nl + 1 - buf) < len)
+            skip = (size_t)(nl + 1 - buf);
     }
-    size_t k = 0;
-    for (size_t i = from; i < len && k < cap - 1; i++)
-        buf[k++] = all[i] ? (char)all[i] : '?'; /* the column is text: no NUL */
-    buf[k] = 0;
-    free(all);
+    for (size_t i = 0; i < len; i++)
+        if (!buf[i])
+            buf[i] = '?'; /* the column is text: no NUL */
+    memmove(buf, buf + skip, len - skip + 1);
     return 0;
 }
 

@@ -328,7 +328,7 @@ cp "$PLAN" "$DIR/plan"
 
 # ---- the DAG --------------------------------------------------------------------------
 
-declare -a JID=() JNAME=() JDEPTH=() JDEPS=()
+declare -a JID=() JNAME=() JDEPTH=() JDEPS=() JKIND=()
 declare -A NODE=() DEPTH_OF=() NODEFILE=()
 qj() { printf '%q' "$1"; }
 add_job() { # kind name out profile label depth deps cmd inputs...
@@ -341,7 +341,7 @@ add_job() { # kind name out profile label depth deps cmd inputs...
     printf 'INPUTS=('; for f in "$@"; do printf ' %q' "$f"; done; printf ' )\n'
     echo "CMD=$(qj "$cmd")"
   } >"$DIR/jobs/$id.sh"
-  JID+=("$id") JNAME+=("$name") JDEPTH+=("$depth") JDEPS+=("$deps")
+  JID+=("$id") JNAME+=("$name") JDEPTH+=("$depth") JDEPS+=("$deps") JKIND+=("$kind")
   DEPTH_OF[$id]=$depth
   LAST=$id
 }
@@ -453,8 +453,8 @@ else
       : >"$DIR/waves/$wave"
       for i in "${!JID[@]}"; do
         [ "${JDEPTH[$i]}" = "$w" ] || continue
-        . "$DIR/jobs/${JID[$i]}.sh"
-        { [ "$kind" = eval ] && [ "$KIND" = eval ]; } || { [ "$kind" = stage ] && [ "$KIND" != eval ]; } || continue
+        { [ "$kind" = eval ] && [ "${JKIND[$i]}" = eval ]; } || { [ "$kind" = stage ] && [ "${JKIND[$i]}" != eval ]; } ||
+          continue
         echo "${JID[$i]}" >>"$DIR/waves/$wave"
       done
       n=$(wc -l <"$DIR/waves/$wave")

@@ -396,6 +396,13 @@ const char *lc_dtype_name(lc_dtype dt)
 }
 
 
+void lc_utc_time(time_t t, char *buf, size_t n)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
 double lc_now(void)
 {
     struct timespec ts;

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define LC_VERSION "0.1.0"
 
@@ -43,6 +44,9 @@ void lc_note_add(char *note, size_t cap, const char *fmt, ...) __attribute__((fo
 
 /* Seconds on the monotonic clock (for durations). */
 double lc_now(void);
+/* UTC ISO 8601 time of t ("2026-12-02T23:41:02Z"), as the ledger and the
+ * lineage write it; n >= 21.  lc_utc_time(time(NULL), ...) is now. */
+void lc_utc_time(time_t t, char *buf, size_t n);
 
 /* Checked arithmetic for sizes read from files: return -1 on overflow. */
 int lc_mul_size(size_t a, size_t b, size_t *out);

@@ -1696,9 +1696,7 @@ int lc_container_add_lineage(lc_container *dst, lc_container *src, const char *t
         if (!*end && v >= 0)
             now = (time_t)v;
     }
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(tbuf, sizeof tbuf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    lc_utc_time(now, tbuf, sizeof tbuf);
     const char *dg = input_digest ? input_digest : src ? lc_container_digest(src) : "";
     snprintf(dbuf, sizeof dbuf, "%s%s", dg[0] ? "xxh64:" : "", dg);
     lc_lineage_row *r = &all[n];

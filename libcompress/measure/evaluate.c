@@ -309,10 +309,7 @@ int lc_evaluate(lc_container *c, const lc_evaluate_opts *o, lc_evaluation **out)
     if (gethostname(w->host, sizeof w->host - 1))
         w->host[0] = 0;
     snprintf(w->build, sizeof w->build, "%s", LC_VERSION);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(w->time, sizeof w->time, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    lc_utc_time(time(NULL), w->time, sizeof w->time);
     rc = 0;
 done:
     if (m)

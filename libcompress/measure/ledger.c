@@ -630,14 +630,6 @@ int lc_ledger_open_existing(const char *path, lc_ledger **out)
 
 /* ---- writing ----------------------------------------------------------------- */
 
-static void utc_now(char *buf, size_t n)
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static int validate_run(const lc_run *r)
 {
     for (int i = 0; i < N_FIELDS; i++) {
@@ -715,7 +707,7 @@ static int upsert_profile(lc_ledger *l, struct add_ctx *c)
         return sqlfail(l, rc, "cannot read the profiles table");
 
     char now[32];
-    utc_now(now, sizeof now);
+    lc_utc_time(time(NULL), now, sizeof now);
     rc = prepare(l,
                  "INSERT INTO profiles (name, threads, mem_budget, isa, n_ctx, updated) "
                  "VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (name) DO UPDATE SET "
@@ -794,7 +786,7 @@ int lc_ledger_add(lc_ledger *l, const lc_run *r, const lc_profile *p, int64_t *i
         return -1;
     }
     if (!run->time[0])
-        utc_now(run->time, sizeof run->time);
+        lc_utc_time(time(NULL), run->time, sizeof run->time);
     if (!run->host[0] && gethostname(run->host, sizeof run->host - 1) != 0)
         run->host[0] = 0;
     if (!run->build[0])
@@ -909,7 +901,7 @@ int lc_ledger_list(lc_ledger *l, const lc_ledger_filter *f, lc_ledger_row **rows
         k += (size_t)snprintf(sql + k, sizeof sql - k, conds[i], nargs + 1, nargs + 1);
         args[nargs++] = vals[i];
     }
-    snprintf(sql + k, sizeof sql - k, " ORDER BY id DESC LIMIT ?%d", nargs + 1);
+    snprintf(sql + k, sizeof sql - k, " ORDER BY id %s LIMIT ?%d", f->oldest_first ? "ASC" : "DESC", nargs + 1);
 
     *rows = NULL;
     *n = 0;
@@ -1054,16 +1046,12 @@ int lc_ledger_merge(lc_ledger *l, const char *shard, size_t *added, size_t *pres
     *added = *present = 0;
     if (stat(shard, &a) == 0 && stat(l->path, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino)
         return lc_error("%s: cannot merge a ledger into itself", shard);
-    if (lc_ledger_open_existing(shard, &s) || lc_ledger_list(s, NULL, &rows, &n)) {
+    lc_ledger_filter all = {.oldest_first = 1};
+    if (lc_ledger_open_existing(shard, &s) || lc_ledger_list(s, &all, &rows, &n)) {
         lc_ledger_close(s);
         return -1;
     }
     lc_ledger_close(s);
-    for (size_t i = 0; i < n / 2; i++) { /* newest first -> oldest first */
-        lc_ledger_row t = rows[i];
-        rows[i] = rows[n - 1 - i];
-        rows[n - 1 - i] = t;
-    }
     struct merge_ctx c = {.shard = shard, .rows = rows, .n = n};
     int rc = write_txn(l, "cannot merge", merge_body, &c);
     free(rows);

@@ -208,7 +208,8 @@ typedef struct lc_ledger_filter {
     const char *night;     /* NULL = any */
     const char *job;       /* NULL = any */
     const char *status;    /* "ok" or "failed"; NULL = any */
-    int64_t limit;         /* newest first; 0 = no limit */
+    int64_t limit;         /* the newest N (the oldest N with oldest_first); 0 = no limit */
+    int oldest_first;      /* order by id ascending (default: newest first) */
 } lc_ledger_filter;
 
 typedef struct lc_ledger_row {
@@ -216,7 +217,8 @@ typedef struct lc_ledger_row {
     lc_run run;
 } lc_ledger_row;
 
-/* Runs matching f (NULL = all), newest (highest id) first.  *rows is
+/* Runs matching f (NULL = all), newest (highest id) first unless
+ * f->oldest_first.  *rows is
  * released with free(); *n may be 0 (then *rows is NULL). */
 int lc_ledger_list(lc_ledger *l, const lc_ledger_filter *f, lc_ledger_row **rows, size_t *n);
 /* One run by id; an unknown id is an error naming it. */

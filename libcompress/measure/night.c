@@ -114,6 +114,16 @@ static lc_regression *rg_push(struct rg_list *L, const lc_ledger_row *cur, const
     return g;
 }
 
+/* Row i is its job's latest in the night (rows oldest first): a job run
+ * again after a failure (a resumed night) supersedes its failed row. */
+static int latest(const lc_ledger_row *rows, size_t n, size_t i)
+{
+    for (size_t j = i + 1; j < n; j++)
+        if (!strcmp(rows[j].run.job, rows[i].run.job) && !strcmp(rows[j].run.profile, rows[i].run.profile))
+            return 0;
+    return 1;
+}
+
 /* The three accuracy metrics and their standard errors. */
 static const struct {
     const char *metric, *se;
@@ -209,23 +219,19 @@ int lc_night_regressions(lc_ledger *l, const lc_night_opts *o, lc_regression **o
         return -1;
     if (!prev[0])
         return 0; /* the first night: nothing to compare with */
-    lc_ledger_filter fc = {.night = o->night}, fo = {.night = prev};
+    /* oldest first, so the table follows the plan's order */
+    lc_ledger_filter fc = {.night = o->night, .oldest_first = 1}, fo = {.night = prev, .oldest_first = 1};
     if (lc_ledger_list(l, &fc, &cur, &nc) || lc_ledger_list(l, &fo, &old, &no))
         goto fail;
-    /* oldest first, so the table follows the plan's order */
-    for (size_t i = nc; i-- > 0;) {
+    for (size_t i = 0; i < nc; i++) {
         const lc_ledger_row *c = &cur[i];
-        if (!c->run.job[0])
-            continue;
         /* a job that ran twice in a night (resumed after a failure): its
          * newest row counts, in both nights */
-        int newer = 0;
-        for (size_t j = 0; j < i && !newer; j++)
-            newer = !strcmp(cur[j].run.job, c->run.job) && !strcmp(cur[j].run.profile, c->run.profile);
-        if (newer)
+        if (!c->run.job[0] || !latest(cur, nc, i))
             continue;
         for (size_t j = 0; j < no; j++)
-            if (!strcmp(old[j].run.job, c->run.job) && !strcmp(old[j].run.profile, c->run.profile)) {
+            if (!strcmp(old[j].run.job, c->run.job) && !strcmp(old[j].run.profile, c->run.profile) &&
+                latest(old, no, j)) {
                 if (compare_pair(&L, c, &old[j], o))
                     goto fail;
                 break;
@@ -414,8 +420,11 @@ static const plot_spec plots[2] = {
 /* One plot of a profile's runs: KLD (log axis) against x, one series per
  * model with its Pareto front drawn as a line.  Runs with KLD 0 (the base
  * itself) cannot sit on a log axis and are left out, which the caption says. */
-static int plot(FILE *f, const char *dir, int idx, const lc_ledger_row *rows, size_t n, const plot_spec *ps,
-                const char *profile)
+/* rows: the compressed variants (the base itself, n_base runs of it, would
+ * only stretch the log axis: KLD 0, or a little more against a 16-bit
+ * log-prob cache). */
+static int plot(FILE *f, const char *dir, int idx, const lc_ledger_row *rows, size_t n, size_t n_base,
+                const plot_spec *ps, const char *profile)
 {
     lc_pareto_axes ax = {lc_run_field_find(ps->x), lc_run_field_find("kld_mean"), ps->x_max, 0};
     lc_pareto_group *g = NULL;
@@ -427,26 +436,8 @@ static int plot(FILE *f, const char *dir, int idx, const lc_ledger_row *rows, si
     snprintf(svg, sizeof svg, "%s/p%d.svg", dir, idx);
     snprintf(err, sizeof err, "%s/p%d.err", dir, idx);
     FILE *d = NULL, *s = NULL;
-    /* the base itself (KLD 0, or a little more against a 16-bit log-prob
-     * cache) would only stretch the log axis: the plot's fronts are those of
-     * the compressed variants */
-    lc_ledger_row *all = (lc_ledger_row *)rows;
-    lc_ledger_row *pos = lc_calloc(n ? n : 1, sizeof *pos);
-    size_t m0 = 0, n_base = 0;
-    if (!pos)
+    if (lc_pareto_groups(rows, n, &ax, &g, &ng, &nskip))
         return -1;
-    for (size_t i = 0; i < n; i++) {
-        int base = all[i].run.kld_mean == 0 || !strcmp(all[i].run.model_digest, all[i].run.base_digest);
-        if (!base)
-            pos[m0++] = all[i];
-        else
-            n_base++;
-    }
-    rows = pos, n = m0;
-    if (lc_pareto_groups(rows, n, &ax, &g, &ng, &nskip)) {
-        free(pos);
-        return -1;
-    }
     if (!(d = fopen(data, "w")) || !(s = fopen(script, "w"))) {
         lc_error("%s: %s", dir, strerror(errno));
         goto done;
@@ -528,7 +519,6 @@ done:
     if (s)
         fclose(s);
     lc_pareto_groups_free(g, ng);
-    free(pos);
     return rc;
 }
 
@@ -570,16 +560,6 @@ static void frontier_table(FILE *f, const lc_ledger_row *rows, size_t n)
     lc_pareto_groups_free(g, ng);
 }
 
-/* Row i is its job's latest in the night (rows oldest first): a job run
- * again after a failure (a resumed night) supersedes its failed row. */
-static int latest(const lc_ledger_row *rows, size_t n, size_t i)
-{
-    for (size_t j = i + 1; j < n; j++)
-        if (!strcmp(rows[j].run.job, rows[i].run.job) && !strcmp(rows[j].run.profile, rows[i].run.profile))
-            return 0;
-    return 1;
-}
-
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static const char css[] =
@@ -599,14 +579,9 @@ int lc_report_night_html(lc_ledger *l, const lc_night_opts *o, FILE *f)
     char **profiles = NULL;
     size_t np = 0;
     int rc = -1, made = 0;
-    lc_ledger_filter fl = {.night = o->night};
+    lc_ledger_filter fl = {.night = o->night, .oldest_first = 1};
     if (lc_night_regressions(l, o, &rg, &nrg, prev) || lc_ledger_list(l, &fl, &rows, &n))
         goto done;
-    /* oldest first */
-    for (size_t i = 0; i < n / 2; i++) {
-        lc_ledger_row t = rows[i];
-        rows[i] = rows[n - 1 - i], rows[n - 1 - i] = t;
-    }
     if (!(profiles = lc_calloc(n ? n : 1, sizeof *profiles)))
         goto done;
     size_t njobs = 0;
@@ -632,10 +607,7 @@ int lc_report_night_html(lc_ledger *l, const lc_night_opts *o, FILE *f)
     }
     made = 1;
     char now[32];
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    lc_utc_time(time(NULL), now, sizeof now);
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>libcompress night ", f);
     esc(f, o->night);
     fprintf(f, "</title>\n<style>%s</style>\n</head>\n<body>\n<h1>Night <span id=\"night\">", css);
@@ -655,14 +627,19 @@ int lc_report_night_html(lc_ledger *l, const lc_night_opts *o, FILE *f)
     fprintf(f, "</code>, written %s by lc-ledger %s.</p>\n", now, LC_VERSION);
 
     for (size_t p = 0; p < np; p++) {
-        lc_ledger_row *sel = lc_calloc(n, sizeof *sel);
-        size_t m = 0;
+        /* sel[0..m): the profile's runs; sel[m..m+nv): the compressed
+         * variants among them, for the plots */
+        lc_ledger_row *sel = lc_calloc(2 * n, sizeof *sel);
+        size_t m = 0, nv = 0;
         if (!sel)
             goto done;
         for (size_t i = 0; i < n; i++)
             if (!strcmp(rows[i].run.profile, profiles[p]) && !strcmp(rows[i].run.status, "ok") &&
                 (!rows[i].run.job[0] || latest(rows, n, i)))
                 sel[m++] = rows[i];
+        for (size_t i = 0; i < m; i++)
+            if (sel[i].run.kld_mean != 0 && strcmp(sel[i].run.model_digest, sel[i].run.base_digest))
+                sel[m + nv++] = sel[i];
         fputs("<section class=\"profile\" data-profile=\"", f);
         esc(f, profiles[p]);
         fputs("\">\n<h2>Profile ", f);
@@ -672,7 +649,7 @@ int lc_report_night_html(lc_ledger *l, const lc_night_opts *o, FILE *f)
                 (long long)(sel[0].run.profile_mem_budget >> 20), sel[0].run.profile_n_ctx, m, m == 1 ? "" : "s");
         int bad = 0;
         for (int k = 0; k < 2 && !bad; k++)
-            bad = plot(f, dir, (int)p * 2 + k, sel, m, &plots[k], profiles[p]);
+            bad = plot(f, dir, (int)p * 2 + k, sel + m, nv, m - nv, &plots[k], profiles[p]);
         if (!bad) {
             fputs("<h3>Frontier (KLD against bits per weight)</h3>\n", f);
             frontier_table(f, sel, m);

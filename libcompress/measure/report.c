@@ -395,13 +395,11 @@ int lc_report_pareto(lc_ledger *l, const lc_ledger_filter *filter, const lc_pare
     lc_table *t = NULL;
     size_t n, nskip;
     int ng = 0, rc = -1, need_base = (ax->x->flags | ax->y->flags) & LC_FF_BASE;
-    if (lc_ledger_list(l, filter, &rows, &n))
-        return -1;
     /* oldest first, so groups and ties read in the order runs were made */
-    for (size_t i = 0; i < n / 2; i++) {
-        lc_ledger_row tmp = rows[i];
-        rows[i] = rows[n - 1 - i], rows[n - 1 - i] = tmp;
-    }
+    lc_ledger_filter fo = *filter;
+    fo.oldest_first = 1;
+    if (lc_ledger_list(l, &fo, &rows, &n))
+        return -1;
     if (lc_pareto_groups(rows, n, ax, &g, &ng, &nskip) || !(front = lc_calloc(n ? n : 1, sizeof *front)))
         goto done;
     const char *xs = ax->x_max ? "max" : "min", *ys = ax->y_max ? "max" : "min";
