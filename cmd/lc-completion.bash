@@ -63,7 +63,7 @@ _lc_complete() {
         [ -n "$m" ] && words=$(sed -n 's/^\([a-z][a-z0-9._-]*\)[[:space:]].*/\1/p' "$m" 2>/dev/null)
         COMPREPLY=($(compgen -W "$words" -- "$cur") $(compgen -f -- "$cur"))
         return 0 ;;
-    -o | --output | --base | --base-cache | --db | --profiles | --tokenizer | --tokenizer-out | --model | --reference)
+    -o | --output | --base | --base-cache | --db | --profiles | --tokenizer | --tokenizer-out | --model | --reference | --config)
         COMPREPLY=($(compgen -f -- "$cur"))
         return 0 ;;
     esac

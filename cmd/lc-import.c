@@ -9,7 +9,7 @@
 
 static const char usage[] =
     "usage: lc-import [options] SOURCE\n"
-    "       lc-import [options] --synthetic SEED\n"
+    "       lc-import [options] --synthetic SEED [--config config.json]\n"
     "Convert a model into a libcompress container (HDF5).\n"
     "SOURCE is a Hugging Face directory (config.json, *.safetensors, tokenizer.model),\n"
     "a GGUF file, or a llama2.c legacy checkpoint (.bin).\n"
@@ -19,7 +19,9 @@ static const char usage[] =
     "      --tokenizer FILE  llama2.c tokenizer.bin (default: tokenizer.bin or tokN.bin beside SOURCE)\n"
     "  -d, --dtype T         convert dense weights to f32, f16 or bf16 (default: keep as stored)\n"
     "      --synthetic SEED  write a deterministic random model (byte vocabulary) instead;\n"
-    "                        labelled SYNTHETIC in its lineage, for demos and tests only\n"
+    "                        labelled SYNTHETIC in its lineage, for demos, tests and benchmarks\n"
+    "      --config FILE     with --synthetic: the shape from a Hugging Face config.json\n"
+    "                        (default: dim 128, 2 layers); dense tensors in --dtype (f32)\n"
     "  -q, --quiet           no log lines on stderr\n"
     "  -h, --help            this text\n"
     "  -V, --version         print the version\n";
@@ -29,6 +31,7 @@ struct opts {
     const char *source;    /* input path */
     const char *output;    /* "-" = stdout */
     const char *tokenizer; /* llama2.c tokenizer override, or NULL */
+    const char *config;    /* --config: synthetic shape, or NULL */
     lc_import_kind kind;   /* LC_IMPORT_UNKNOWN = detect */
     int synthetic;         /* --synthetic given */
     int dtype;             /* --dtype: -1 = keep */
@@ -38,7 +41,7 @@ struct opts {
 static int parse(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {{"output", 1, 0, 'o'}, {"format", 1, 0, 'f'}, {"tokenizer", 1, 0, 't'},
-                                       {"quiet", 0, 0, 'q'}, {"synthetic", 1, 0, 'S'}, {"dtype", 1, 0, 'd'},  {"help", 0, 0, 'h'},   {"version", 0, 0, 'V'},
+                                       {"quiet", 0, 0, 'q'}, {"synthetic", 1, 0, 'S'}, {"dtype", 1, 0, 'd'},  {"config", 1, 0, 'c'}, {"help", 0, 0, 'h'},   {"version", 0, 0, 'V'},
                                        {0, 0, 0, 0}};
     int c;
     *o = (struct opts){.output = "-", .dtype = -1};
@@ -46,6 +49,7 @@ static int parse(int argc, char **argv, struct opts *o)
         switch (c) {
         case 'o': o->output = optarg; break;
         case 't': o->tokenizer = optarg; break;
+        case 'c': o->config = optarg; break;
         case 'q': lc_set_quiet(1); break;
         case 'd':
             if (!strcmp(optarg, "f32")) o->dtype = LC_DT_F32;
@@ -77,6 +81,11 @@ static int parse(int argc, char **argv, struct opts *o)
         default: fputs("Try 'lc-import --help' for more information.\n", stderr); return 2;
         }
     }
+    if (o->config && !o->synthetic) {
+        fprintf(stderr, "lc-import: --config goes with --synthetic (a real import reads the source's own)\n"
+                        "Try 'lc-import --help' for more information.\n");
+        return 2;
+    }
     if (o->synthetic && optind == argc)
         return 0;
     if (optind != argc - 1 || o->synthetic) {
@@ -99,15 +108,20 @@ static int run(const struct opts *o, int argc, char **argv)
     }
     lc_container *out, *dst, *mem = NULL;
     lc_import_report rep;
+    lc_config cfg;
+    if (o->config ? lc_import_hf_config(o->config, &cfg, &rep) : (lc_import_synthetic_shape(&cfg), 0))
+        return -1;
     if (lc_container_create(o->output, &out))
         return -1;
-    /* with --dtype the import goes to memory first, then converted into out */
-    if (o->dtype >= 0 && lc_container_create_memory(&mem)) {
+    /* with --dtype the import goes to memory first, then converted into out
+     * (a synthetic model is written in its dtype directly) */
+    if (o->dtype >= 0 && !o->synthetic && lc_container_create_memory(&mem)) {
         lc_container_abort(out);
         return -1;
     }
     dst = mem ? mem : out;
-    int rc = o->synthetic             ? lc_import_synthetic((uint64_t)o->seed, dst, &rep)
+    lc_dtype sdt = o->dtype >= 0 ? (lc_dtype)o->dtype : LC_DT_F32;
+    int rc = o->synthetic             ? lc_import_synthetic_config((uint64_t)o->seed, &cfg, sdt, dst, &rep)
              : kind == LC_IMPORT_HF   ? lc_import_hf(o->source, dst, &rep)
              : kind == LC_IMPORT_GGUF ? lc_import_gguf(o->source, dst, &rep)
                                       : lc_import_llama2c(o->source, o->tokenizer, dst, &rep);

@@ -27,7 +27,7 @@ static const char usage[] =
     "                        sym group 32 to N bits (default 0: keep)\n"
     "      --requantize      dequantize already quantized tensors and quantize them anew\n"
     "                        (without it they are refused; the lineage says so)\n"
-    "  -T, --threads N       threads for the calibration pass (default: all CPUs)\n"
+    "  -T, --threads N       threads for the calibration pass and RTN (default: all CPUs)\n"
     "  -o, --output FILE     write the container to FILE (default: stdout, not a terminal)\n"
     "  -q, --quiet           no log lines on stderr\n"
     "  -h, --help            this text\n"

@@ -11,9 +11,12 @@
 #include <string.h>
 #include <time.h>
 
+#include <immintrin.h>
 #include <lapacke.h>
 
+#include "core/cpu.h"
 #include "core/lc_cblas.h"
+#include "core/pool.h"
 
 /* ---- parameters and the grid ---------------------------------------------- */
 
@@ -55,15 +58,148 @@ static int f16_away(double s, uint16_t *h)
     return 0;
 }
 
-/* Squared error of the group x [G] on the grid of g. */
-static double group_sse(const double *x, int G, const lc_qgrid *g, int maxq)
+/* The same with F16C conversions (both are exact or round to nearest
+ * even, so the bits agree; s is finite here). */
+__attribute__((target("f16c"))) static int f16_away_f16c(double s, uint16_t *h)
 {
-    double e = 0;
+    uint16_t v = (uint16_t)_cvtss_sh((float)s, _MM_FROUND_TO_NEAREST_INT);
+    while ((v & 0x7fff) < 0x7c00 && fabs((double)_cvtsh_ss(v)) < fabs(s))
+        v++;
+    if ((v & 0x7fff) >= 0x7c00)
+        return lc_error("quant: scale %g does not fit binary16 (weights too large)", s);
+    *h = v;
+    return 0;
+}
+
+__attribute__((target("f16c"))) static float f16_to_f32_f16c(uint16_t h) { return _cvtsh_ss(h); }
+
+/* Squared error of the group x [G] on the grid of g (s != 0), summed in
+ * four lanes (element j into lane j % 4, each lane a chain of fused
+ * multiply-adds) and then (l0 + l1) + (l2 + l3): the order of the AVX2
+ * twin below, so both give the same bits and the same choice of grid. */
+static double group_sse_ref(const double *x, int G, const lc_qgrid *g, int maxq)
+{
+    double e[4] = {0, 0, 0, 0};
     for (int j = 0; j < G; j++) {
         double d = x[j] - (double)lc_qgrid_deq(lc_qgrid_code(x[j], g, maxq), g);
-        e += d * d;
+        e[j % 4] = fma(d, d, e[j % 4]);
     }
-    return e;
+    return (e[0] + e[1]) + (e[2] + e[3]);
+}
+
+/* Four elements at a time: the code rint(x / s) + z clamped to [0, maxq]
+ * (the same double division and rounding as lc_qgrid_code), its value
+ * s * (u - z) in float as lc_qgrid_deq, the error in double.
+ *
+ * floats: every x is a binary32 value; then x * (1 / s) (a multiply, ~5x
+ * cheaper than the division) gives the same sum.  Why: s is binary16, so
+ * x - s (k + 1/2) is either 0 or at least ~2^-24 |x|, far above the 2^-52
+ * error of the reciprocal; the two quotients round to the same integer
+ * except at an exact tie x = s (k + 1/2), where both neighbours are
+ * equally far, |d| and d * d are the same, and the clamp to [0, maxq] maps
+ * both to one code at the ends. */
+__attribute__((target("avx2,fma"))) static double group_sse_avx2(const double *x, int G, const lc_qgrid *g,
+                                                                 int maxq, int floats)
+{
+    const __m256d sv = _mm256_set1_pd((double)g->s), zv = _mm256_set1_pd((double)g->z);
+    const __m256d iv = _mm256_set1_pd(1.0 / (double)g->s);
+    const __m256d hi = _mm256_set1_pd((double)maxq), zero = _mm256_setzero_pd();
+    const __m128 sf = _mm_set1_ps(g->s);
+    __m256d acc = _mm256_setzero_pd();
+    int j = 0;
+    for (; j + 4 <= G; j += 4) {
+        __m256d xv = _mm256_loadu_pd(x + j);
+        __m256d r = floats ? _mm256_mul_pd(xv, iv) : _mm256_div_pd(xv, sv);
+        __m256d q = _mm256_round_pd(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(q, zv), zero), hi);
+        __m128 dq = _mm_mul_ps(sf, _mm256_cvtpd_ps(_mm256_sub_pd(q, zv)));
+        __m256d d = _mm256_sub_pd(xv, _mm256_cvtps_pd(dq));
+        acc = _mm256_fmadd_pd(d, d, acc);
+    }
+    double e[4];
+    _mm256_storeu_pd(e, acc);
+    for (; j < G; j++) {
+        double d = x[j] - (double)lc_qgrid_deq(lc_qgrid_code(x[j], g, maxq), g);
+        e[j % 4] = fma(d, d, e[j % 4]);
+    }
+    return (e[0] + e[1]) + (e[2] + e[3]);
+}
+
+/* How a grid is chosen: the vector path (exact for any x), the scalar
+ * twin, or the vector path for binary32 x (group_sse_avx2). */
+enum { QG_AUTO, QG_REF, QG_FLOATS };
+
+static double group_sse(const double *x, int G, const lc_qgrid *g, int maxq, int mode)
+{
+    return mode != QG_REF && lc_cpu()->isa >= LC_ISA_AVX2 ? group_sse_avx2(x, G, g, maxq, mode == QG_FLOATS)
+                                                          : group_sse_ref(x, G, g, maxq);
+}
+
+/* lo and hi of x [G] (0, 0 for G = 0); 1 when an element is not finite. */
+static int range_ref(const double *x, int G, double *lo, double *hi)
+{
+    double l = G ? x[0] : 0, h = G ? x[0] : 0;
+    int bad = 0;
+    for (int j = 0; j < G; j++) {
+        bad |= !isfinite(x[j]);
+        l = x[j] < l ? x[j] : l;
+        h = x[j] > h ? x[j] : h;
+    }
+    *lo = l, *hi = h;
+    return bad;
+}
+
+/* The same (min and max are exact, so any order gives the same bits); x * 0
+ * is NaN exactly for the non-finite x. */
+__attribute__((target("avx2,fma"))) static int range_avx2(const double *x, int G, double *lo, double *hi)
+{
+    if (G < 4)
+        return range_ref(x, G, lo, hi);
+    __m256d l = _mm256_loadu_pd(x), h = l, nf = _mm256_setzero_pd(), zero = _mm256_setzero_pd();
+    int j = 0;
+    for (; j + 4 <= G; j += 4) {
+        __m256d v = _mm256_loadu_pd(x + j);
+        l = _mm256_min_pd(v, l); /* v < l ? v : l, as range_ref */
+        h = _mm256_max_pd(v, h);
+        nf = _mm256_or_pd(nf, _mm256_cmp_pd(_mm256_mul_pd(v, zero), zero, _CMP_NEQ_UQ));
+    }
+    double a[4], b[4];
+    _mm256_storeu_pd(a, l);
+    _mm256_storeu_pd(b, h);
+    int bad = _mm256_movemask_pd(nf) != 0;
+    for (int k = 1; k < 4; k++) {
+        a[0] = a[k] < a[0] ? a[k] : a[0];
+        b[0] = b[k] > b[0] ? b[k] : b[0];
+    }
+    for (; j < G; j++) {
+        bad |= !isfinite(x[j]);
+        a[0] = x[j] < a[0] ? x[j] : a[0];
+        b[0] = x[j] > b[0] ? x[j] : b[0];
+    }
+    *lo = a[0], *hi = b[0];
+    return bad;
+}
+
+/* Codes of x [G] on g (lc_qgrid_code for each), four at a time. */
+__attribute__((target("avx2,fma"))) static void group_codes_avx2(const double *x, int G, const lc_qgrid *g,
+                                                                 int maxq, uint8_t *u)
+{
+    int j = 0;
+    if (g->s != 0.f) {
+        const __m256d sv = _mm256_set1_pd((double)g->s), zv = _mm256_set1_pd((double)g->z);
+        const __m256d hi = _mm256_set1_pd((double)maxq), zero = _mm256_setzero_pd();
+        for (; j + 4 <= G; j += 4) {
+            __m256d q = _mm256_round_pd(_mm256_div_pd(_mm256_loadu_pd(x + j), sv),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            q = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(q, zv), zero), hi);
+            __m128i c = _mm256_cvtpd_epi32(q); /* 4 x int32 in 0..255 */
+            c = _mm_shuffle_epi8(c, _mm_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1));
+            int32_t v = _mm_cvtsi128_si32(c);
+            memcpy(u + j, &v, 4);
+        }
+    }
+    for (; j < G; j++)
+        u[j] = (uint8_t)lc_qgrid_code(x[j], g, maxq);
 }
 
 /* Parameters of one group x [G] (quant.h "Grid"): among LCQ_STEPS + 1 step
@@ -77,15 +213,11 @@ static double group_sse(const double *x, int G, const lc_qgrid *g, int maxq)
  *         exists); the upper end is quant.py's find_params.
  * Ties keep the smallest step.  Deterministic: a function of x only. */
 #define LCQ_STEPS 8
-int lc_qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g)
+static int qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g, int mode)
 {
     const int half = 1 << (bits - 1), maxq = (1 << bits) - 1;
-    double lo = G ? x[0] : 0, hi = G ? x[0] : 0;
-    for (int j = 1; j < G; j++) {
-        lo = fmin(lo, x[j]);
-        hi = fmax(hi, x[j]);
-    }
-    if (!isfinite(lo) || !isfinite(hi))
+    double lo, hi;
+    if (mode != QG_REF && lc_cpu()->isa >= LC_ISA_AVX2 ? range_avx2(x, G, &lo, &hi) : range_ref(x, G, &lo, &hi))
         return lc_error("quant: non-finite weights in a group");
     if (lo > 0 || !sym)
         lo = fmin(lo, 0);
@@ -109,14 +241,16 @@ int lc_qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g)
     }
     double best = INFINITY;
     uint16_t prev = 0;
+    int f16c = mode != QG_REF && lc_cpu()->isa >= LC_ISA_AVX2;
     for (int k = 0; k <= LCQ_STEPS; k++) {
-        lc_qgrid c;
-        if (f16_away(sign * (smin + (smax - smin) * k / LCQ_STEPS), &c.h))
+        lc_qgrid c = {0};
+        double sk = sign * (smin + (smax - smin) * k / LCQ_STEPS);
+        if (f16c ? f16_away_f16c(sk, &c.h) : f16_away(sk, &c.h))
             return -1;
         if (k > 0 && c.h == prev)
             continue;
         prev = c.h;
-        c.s = lc_f16_to_f32(c.h);
+        c.s = f16c ? f16_to_f32_f16c(c.h) : lc_f16_to_f32(c.h);
         if (sym) {
             c.z = half;
         } else {
@@ -126,7 +260,7 @@ int lc_qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g)
                 continue; /* never at k = LCQ_STEPS (s >= R/maxq) */
             c.z = z < 0 ? 0 : z > maxq ? maxq : (int)z;
         }
-        double e = group_sse(x, G, &c, maxq);
+        double e = group_sse(x, G, &c, maxq, mode);
         if (e < best) {
             best = e;
             *g = c;
@@ -135,6 +269,26 @@ int lc_qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g)
     if (best == INFINITY) /* cannot happen (see above); refuse rather than guess */
         return lc_error("quant: no step size fits a group (range %g .. %g)", lo, hi);
     return 0;
+}
+
+double lc_qgrid_sse(const double *x, int G, const lc_qgrid *g, int bits, int path)
+{
+    return group_sse(x, G, g, (1 << bits) - 1, path == 0 ? QG_REF : path == 1 ? QG_AUTO : QG_FLOATS);
+}
+
+int lc_qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g)
+{
+    return qgrid_choose(x, G, bits, sym, g, QG_AUTO);
+}
+
+int lc_qgrid_choose_ref(const double *x, int G, int bits, int sym, lc_qgrid *g)
+{
+    return qgrid_choose(x, G, bits, sym, g, QG_REF);
+}
+
+int lc_qgrid_choose_floats(const double *x, int G, int bits, int sym, lc_qgrid *g)
+{
+    return qgrid_choose(x, G, bits, sym, g, QG_FLOATS);
 }
 
 /* ---- packing -------------------------------------------------------------- */
@@ -246,15 +400,21 @@ static int rtn_group(const float *x, int G, int bits, int sym, float clip, doubl
                      float *deq)
 {
     int maxq = (1 << bits) - 1;
-    for (int j = 0; j < G; j++)
-        xd[j] = clip >= 0 ? fmax(-(double)clip, fmin((double)clip, (double)x[j])) : (double)x[j];
-    if (lc_qgrid_choose(xd, G, bits, sym, g))
+    if (clip >= 0)
+        for (int j = 0; j < G; j++)
+            xd[j] = fmax(-(double)clip, fmin((double)clip, (double)x[j]));
+    else
+        for (int j = 0; j < G; j++)
+            xd[j] = (double)x[j];
+    if (lc_qgrid_choose_floats(xd, G, bits, sym, g)) /* xd holds binary32 values */
         return -1;
-    for (int j = 0; j < G; j++) {
-        u[j] = (uint8_t)lc_qgrid_code(xd[j], g, maxq);
-        if (deq)
-            deq[j] = lc_qgrid_deq(u[j], g);
-    }
+    if (lc_cpu()->isa >= LC_ISA_AVX2)
+        group_codes_avx2(xd, G, g, maxq, u);
+    else
+        for (int j = 0; j < G; j++)
+            u[j] = (uint8_t)lc_qgrid_code(xd[j], g, maxq);
+    for (int j = 0; deq && j < G; j++)
+        deq[j] = lc_qgrid_deq(u[j], g);
     return 0;
 }
 
@@ -272,6 +432,52 @@ static void lcq_store_param(lc_tensor *out, size_t gi, const lc_qgrid *g)
         out->zeros[gi] = (uint8_t)g->z;
 }
 
+/* Rows [a, b) of RTN; the first failing row is kept in bad_row (a
+ * worker's error message is its thread's: the caller re-runs that row). */
+typedef struct rtn_job {
+    const float *W, *clip;
+    int64_t cols;
+    const lc_quant_params *p;
+    int G;
+    size_t ngr;
+    uint8_t *codes;
+    lc_tensor *out;
+    _Atomic int64_t bad_row; /* INT64_MAX: none */
+} rtn_job;
+
+static int rtn_rows(rtn_job *j, int64_t a, int64_t b, double *xd)
+{
+    for (int64_t r = a; r < b; r++)
+        for (size_t g = 0; g < j->ngr; g++) {
+            size_t gi = (size_t)r * j->ngr + g;
+            lc_qgrid prm;
+            int64_t off = r * j->cols + (int64_t)g * j->G;
+            if (rtn_group(j->W + off, j->G, j->p->bits, j->p->sym, j->clip ? j->clip[gi] : -1.f, xd, &prm,
+                          j->codes + off, NULL))
+                return (int)(r - a) + 1;
+            lcq_store_param(j->out, gi, &prm);
+        }
+    /* pack here, in parallel (rows are independent in every packing) */
+    size_t rb = lc_quant_row_bytes(j->cols, j->p->bits);
+    if (b > a && lc_quant_pack_codes(j->codes + a * j->cols, b - a, j->cols, j->p->bits,
+                                     (uint8_t *)j->out->data + (size_t)a * rb))
+        return 1;
+    return 0;
+}
+
+static void rtn_chunk(void *ctx, long a, long b)
+{
+    rtn_job *j = ctx;
+    double *xd = malloc((size_t)j->G * sizeof *xd);
+    int64_t bad = a;
+    if (!xd || (bad = rtn_rows(j, a, b, xd)) != 0) {
+        int64_t row = xd ? a + bad - 1 : a, cur = j->bad_row;
+        while (row < cur && !__atomic_compare_exchange_n(&j->bad_row, &cur, row, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+            ;
+    }
+    free(xd);
+}
+
 int lc_quant_rtn_clip(const float *W, int64_t rows, int64_t cols, const lc_quant_params *p, const float *clip,
                       lc_tensor *out)
 {
@@ -282,6 +488,7 @@ int lc_quant_rtn_clip(const float *W, int64_t rows, int64_t cols, const lc_quant
     size_t n = (size_t)rows * (size_t)cols, ngr = (size_t)(cols / G);
     uint8_t *codes = lc_malloc(n);
     double *xd = lc_malloc((size_t)G * sizeof *xd);
+    lc_pool *pool = NULL;
     if (!codes || !xd || lcq_check_finite("weight", W, n))
         goto fail;
     for (size_t gi = 0; clip && gi < (size_t)rows * ngr; gi++)
@@ -289,17 +496,19 @@ int lc_quant_rtn_clip(const float *W, int64_t rows, int64_t cols, const lc_quant
             lc_error("quant: clip value %zu is %g (need a finite value >= 0)", gi, (double)clip[gi]);
             goto fail;
         }
-    for (int64_t r = 0; r < rows; r++)
-        for (size_t g = 0; g < ngr; g++) {
-            size_t gi = (size_t)r * ngr + g;
-            lc_qgrid prm;
-            if (rtn_group(W + r * cols + (int64_t)g * G, G, p->bits, p->sym, clip ? clip[gi] : -1.f, xd, &prm,
-                          codes + r * cols + (int64_t)g * G, NULL))
-                goto fail;
-            lcq_store_param(out, gi, &prm);
-        }
-    if (lc_quant_pack_codes(codes, rows, cols, p->bits, out->data))
+    rtn_job j = {.W = W, .clip = clip, .cols = cols, .p = p, .G = G, .ngr = ngr, .codes = codes, .out = out,
+                 .bad_row = INT64_MAX};
+    if (p->threads > 1 && rows >= 64 && lc_pool_new(p->threads, &pool) == 0) {
+        lc_pool_for(pool, (long)rows, 16, rtn_chunk, &j);
+        lc_pool_free(pool);
+        /* the first failing row again, on this thread, for its message */
+        if (j.bad_row != INT64_MAX && rtn_rows(&j, j.bad_row, j.bad_row + 1, xd) == 0)
+            lc_error("quant: out of memory");
+        if (j.bad_row != INT64_MAX)
+            goto fail;
+    } else if (rtn_rows(&j, 0, rows, xd)) {
         goto fail;
+    }
     free(xd);
     free(codes);
     return 0;

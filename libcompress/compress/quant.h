@@ -68,6 +68,7 @@ typedef struct lc_quant_params {
     int bits;   /* code width, 2..8 */
     int group;  /* elements per group along a row; 0 or -1 = the whole row */
     int sym;    /* 1: LC_QF_SYM; 0: LC_QF_ZERO (integer zero point, GPTQ's convention) */
+    int threads; /* RTN: threads over rows (0 or 1: the caller alone); the result does not depend on it */
 } lc_quant_params;
 
 /* Check p against a row length (bits range, group divides cols, 4-bit
@@ -108,6 +109,16 @@ typedef struct lc_qgrid {
 /* The parameters of the G values x (the Grid rule above; G == 0 gives
  * s = 0, nothing to represent). */
 int lc_qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g);
+/* The same with the scalar error sums (the AVX2 path's twin, for tests:
+ * both give the same grid bit for bit). */
+int lc_qgrid_choose_ref(const double *x, int G, int bits, int sym, lc_qgrid *g);
+/* The same grid, faster, when every x[j] is a binary32 value (RTN's input,
+ * or its clipped copy): the error sums multiply by 1/s instead of dividing,
+ * which gives the same bits for such x (quant.c, group_sse_avx2). */
+int lc_qgrid_choose_floats(const double *x, int G, int bits, int sym, lc_qgrid *g);
+/* The squared error of x [G] on g (s != 0) as the chooser sums it: path 0
+ * scalar, 1 vector, 2 vector for binary32 x (tests compare the three). */
+double lc_qgrid_sse(const double *x, int G, const lc_qgrid *g, int bits, int path);
 
 /* Code of x: u = clamp(rint(x / s) + z, 0, maxq), in double so the rounding
  * does not depend on whether x came from f32 input or a double working

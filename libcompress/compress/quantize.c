@@ -1,5 +1,6 @@
 /* Model-level quantization: selection, calibration, methods, output. */
 #include "compress/quantize.h"
+#include "core/cpu.h"
 #include "core/sparse.h"
 #include "core/tensor.h"
 
@@ -44,6 +45,7 @@ static lc_quant_params params_for(const lc_quantize_opts *o, const char *name, i
 {
     lc_quant_params p = o->p;
     p.bits = bits;
+    p.threads = o->model.n_threads > 0 ? o->model.n_threads : lc_cpu_count();
     if (!lc_model_is_linear(name) || strcmp(name, "output") == 0) /* embedding / head: RTN sym g32 */
         p.group = 32, p.sym = 1;
     return p;

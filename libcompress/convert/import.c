@@ -217,69 +217,118 @@ static uint64_t splitmix(uint64_t *s)
     return z ^ (z >> 31);
 }
 
-int lc_import_synthetic(uint64_t seed, lc_container *out, lc_import_report *rep)
+/* A byte vocabulary of n >= 259 pieces: <unk>, <s>, </s>, <0x00>..<0xFF>,
+ * then <unused0>.. (never produced by encoding text). */
+static int synthetic_tokenizer(lc_tokenizer *tk, int n)
+{
+    char *blob = lc_malloc((size_t)n * 16);
+    const char **pieces = lc_malloc((size_t)n * sizeof *pieces);
+    uint32_t *lens = lc_malloc((size_t)n * sizeof *lens);
+    float *scores = lc_calloc((size_t)n, sizeof *scores);
+    int32_t *types = lc_malloc((size_t)n * sizeof *types);
+    int rc = -1;
+    if (blob && pieces && lens && scores && types) {
+        for (int i = 0; i < n; i++) {
+            char *b = blob + (size_t)i * 16;
+            if (i < 3)
+                snprintf(b, 16, "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
+            else if (i < 259)
+                snprintf(b, 16, "<0x%02X>", i - 3);
+            else
+                snprintf(b, 16, "<unused%d>", i - 259);
+            pieces[i] = b;
+            lens[i] = (uint32_t)strlen(b);
+            types[i] = i == 0 ? LC_TOK_UNKNOWN : i < 3 ? LC_TOK_CONTROL : i < 259 ? LC_TOK_BYTE : LC_TOK_UNUSED;
+        }
+        rc = lc_tokenizer_from_arrays(tk, n, pieces, lens, scores, types);
+        tk->byte_fallback = 1;
+    }
+    free(blob);
+    free(pieces);
+    free(lens);
+    free(scores);
+    free(types);
+    return rc;
+}
+
+int lc_import_synthetic_config(uint64_t seed, const lc_config *cfg, lc_dtype dtype, lc_container *out,
+                               lc_import_report *rep)
 {
     memset(rep, 0, sizeof *rep);
-    lc_config cfg = {.dim = 128, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .ffn_dim = 256,
-                     .vocab_size = 259, .max_seq_len = 512, .rope_theta = 10000.0, .norm_eps = 1e-5,
-                     .tied_embeddings = 1, .bos_id = 1, .eos_id = 2};
-    snprintf(cfg.arch, sizeof cfg.arch, "llama");
-    char blob[259][8];
-    const char *pieces[259];
-    uint32_t lens[259];
-    float scores[259] = {0};
-    int32_t types[259];
-    for (int i = 0; i < 259; i++) {
-        if (i < 3)
-            snprintf(blob[i], sizeof blob[i], "%s", i == 0 ? "<unk>" : i == 1 ? "<s>" : "</s>");
-        else
-            snprintf(blob[i], sizeof blob[i], "<0x%02X>", i - 3);
-        pieces[i] = blob[i];
-        lens[i] = (uint32_t)strlen(blob[i]);
-        types[i] = i == 0 ? LC_TOK_UNKNOWN : i < 3 ? LC_TOK_CONTROL : LC_TOK_BYTE;
-    }
+    if (lc_config_validate(cfg))
+        return lc_error_prefix("synthetic model");
+    if (cfg->vocab_size < 259 || cfg->bos_id != 1 || cfg->eos_id != 2)
+        return lc_error("synthetic model: needs vocab_size >= 259 (a byte vocabulary; got %d) and bos/eos ids 1 "
+                        "and 2 (got %d, %d)", cfg->vocab_size, cfg->bos_id, cfg->eos_id);
+    if (dtype != LC_DT_F32 && dtype != LC_DT_F16 && dtype != LC_DT_BF16)
+        return lc_error("synthetic model: dtype must be f32, f16 or bf16");
     lc_tokenizer tk = {0};
-    if (lc_tokenizer_from_arrays(&tk, 259, pieces, lens, scores, types))
+    if (synthetic_tokenizer(&tk, cfg->vocab_size))
         return -1;
-    tk.byte_fallback = 1;
-    int rc = lc_container_write_config(out, &cfg) || lc_container_write_tokenizer(out, &tk) ? -1 : 0;
+    int rc = lc_container_write_config(out, cfg) || lc_container_write_tokenizer(out, &tk) ? -1 : 0;
     lc_tokenizer_release(&tk);
     uint64_t st = seed;
+    double t0 = lc_now();
     static const char *const what[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
                                        "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
-    for (int l = -1; !rc && l <= cfg.n_layers; l++) {
-        int cnt = l < 0 || l == cfg.n_layers ? 1 : 9;
+    /* tok_embeddings, the layers, norm, then output when untied */
+    for (int l = -1; !rc && l <= cfg->n_layers + !cfg->tied_embeddings; l++) {
+        int cnt = l < 0 || l >= cfg->n_layers ? 1 : 9;
         for (int i = 0; !rc && i < cnt; i++) {
             char name[LC_NAME_MAX];
             if (l < 0)
                 snprintf(name, sizeof name, "tok_embeddings");
-            else if (l == cfg.n_layers)
+            else if (l == cfg->n_layers)
                 snprintf(name, sizeof name, "norm");
+            else if (l > cfg->n_layers)
+                snprintf(name, sizeof name, "output");
             else
                 lc_layer_tensor_name(name, sizeof name, l, what[i]);
             int nd;
             int64_t sh[2];
             lc_tensor t;
-            if (lc_model_expected_shape(&cfg, name, &nd, sh) || lc_tensor_alloc_dense(&t, name, LC_DT_F32, nd, sh)) {
+            if (lc_model_expected_shape(cfg, name, &nd, sh) || lc_tensor_alloc_dense(&t, name, dtype, nd, sh)) {
                 rc = -1;
                 break;
             }
-            float *w = t.data;
             int64_t n = lc_tensor_numel(&t);
+            double sc = nd == 1 ? 0.1 : 1.7320508 / sqrt((double)sh[1]);
             for (int64_t k = 0; k < n; k++) {
                 /* norms near 1, weights uniform with std ~ 1/sqrt(fan_in) */
                 double u = (double)(splitmix(&st) >> 11) * 0x1.0p-53 * 2 - 1;
-                w[k] = nd == 1 ? (float)(1 + 0.1 * u) : (float)(u * 1.7320508 / sqrt((double)sh[1]));
+                float v = nd == 1 ? (float)(1 + sc * u) : (float)(u * sc);
+                if (dtype == LC_DT_F32)
+                    ((float *)t.data)[k] = v;
+                else
+                    ((uint16_t *)t.data)[k] = dtype == LC_DT_F16 ? lc_f32_to_f16(v) : lc_f32_to_bf16(v);
             }
             rc = lc_container_write_tensor(out, &t);
             lc_tensor_release(&t);
         }
+        if (!rc && l >= 0 && l < cfg->n_layers && cfg->n_layers > 2)
+            lc_log("synthetic: layer %d/%d written (%.1f s)\n", l + 1, cfg->n_layers, lc_now() - t0);
     }
     if (rc)
         return -1;
     snprintf(rep->note, sizeof rep->note, "SYNTHETIC model (random weights, seed %llu): for mechanics only, "
-             "its measurements mean nothing", (unsigned long long)seed);
+             "its measurements mean nothing%s%s", (unsigned long long)seed,
+             dtype == LC_DT_F32 ? "" : "; dense tensors converted to ", dtype == LC_DT_F32 ? "" : lc_dtype_name(dtype));
     return 0;
+}
+
+void lc_import_synthetic_shape(lc_config *cfg)
+{
+    *cfg = (lc_config){.dim = 128, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 32, .ffn_dim = 256,
+                       .vocab_size = 259, .max_seq_len = 512, .rope_theta = 10000.0, .norm_eps = 1e-5,
+                       .tied_embeddings = 1, .bos_id = 1, .eos_id = 2};
+    snprintf(cfg->arch, sizeof cfg->arch, "llama");
+}
+
+int lc_import_synthetic(uint64_t seed, lc_container *out, lc_import_report *rep)
+{
+    lc_config cfg;
+    lc_import_synthetic_shape(&cfg);
+    return lc_import_synthetic_config(seed, &cfg, LC_DT_F32, out, rep);
 }
 
 /* ---- dtype conversion --------------------------------------------------------- */

@@ -36,6 +36,15 @@ int lc_import_gguf(const char *path, lc_container *out, lc_import_report *rep);
 /* A deterministic random model with a byte vocabulary (demo/tests on a bare
  * machine); the lineage note labels it SYNTHETIC. */
 int lc_import_synthetic(uint64_t seed, lc_container *out, lc_import_report *rep);
+/* The same for any Llama shape (cfg; its vocab_size >= 259: the byte
+ * vocabulary, then unused pieces), the dense tensors written in dtype one
+ * at a time (a 7B shape never sits in memory whole). */
+int lc_import_synthetic_config(uint64_t seed, const lc_config *cfg, lc_dtype dtype, lc_container *out,
+                               lc_import_report *rep);
+/* The shape lc_import_synthetic uses (dim 128, 2 layers, 4/2 heads, ffn 256). */
+void lc_import_synthetic_shape(lc_config *cfg);
+/* An HF config.json read and checked as lc_import_hf does (no weights). */
+int lc_import_hf_config(const char *path, lc_config *cfg, lc_import_report *rep);
 
 /* Copy in -> out (header and tensors) with every dense tensor converted to
  * dtype (exact when widening; f32 -> f16/bf16 rounds to nearest even).

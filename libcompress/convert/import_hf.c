@@ -373,6 +373,35 @@ static int read_config(hf_import *m)
     return 0;
 }
 
+/* config.json alone (lc-import --synthetic SEED --config FILE): the same
+ * checks as an import; tie_word_embeddings as stated (default false, as
+ * transformers' LlamaConfig), bos/eos 1 and 2 where absent. */
+int lc_import_hf_config(const char *path, lc_config *c, lc_import_report *rep)
+{
+    hf_import m;
+    memset(&m, 0, sizeof m);
+    m.rep = rep;
+    int rc = -1, tie = 0;
+    if ((size_t)snprintf(m.cfg_path, sizeof m.cfg_path, "%s", path) >= sizeof m.cfg_path)
+        return lc_error("%s: path too long", path);
+    if (read_config(&m) < 0 || cfg_bool(&m, "tie_word_embeddings", &tie) < 0)
+        goto out;
+    m.c.tied_embeddings = tie;
+    if (m.c.bos_id < 0)
+        m.c.bos_id = 1;
+    if (m.c.eos_id < 0)
+        m.c.eos_id = 2;
+    if (lc_config_validate(&m.c) < 0) {
+        lc_error_prefix("%s", path);
+        goto out;
+    }
+    *c = m.c;
+    rc = 0;
+out:
+    json_decref(m.cfg);
+    return rc;
+}
+
 /* ---- weights ------------------------------------------------------------ */
 
 static int cmp_str(const void *a, const void *b)

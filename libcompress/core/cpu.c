@@ -5,6 +5,7 @@
 #include <cpuid.h>
 #include <pthread.h>
 #include <string.h>
+#include <unistd.h>
 
 static lc_cpu_features feat;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -45,6 +46,12 @@ const lc_cpu_features *lc_cpu(void)
 }
 
 lc_isa lc_isa_detect(void) { return lc_cpu()->isa; }
+
+int lc_cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+}
 
 static const char *const isa_names[] = {"scalar", "avx2", "avx512"};
 

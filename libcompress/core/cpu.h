@@ -24,6 +24,8 @@ const lc_cpu_features *lc_cpu(void);
 /* Best level this CPU supports (lc_cpu()->isa). */
 lc_isa lc_isa_detect(void);
 const char *lc_isa_name(lc_isa isa);
+/* Online CPUs, 1..256: the thread count where none is given. */
+int lc_cpu_count(void);
 /* "scalar", "avx2" or "avx512"; -1 with a message otherwise. */
 int lc_isa_parse(const char *s, lc_isa *out);
 

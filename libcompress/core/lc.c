@@ -2,6 +2,9 @@
  * XXH64 digests, the basic tensor accessors (core/tensor.c has the
  * encoding-aware functions). */
 #include "core/lc.h"
+#include "core/cpu.h"
+
+#include <immintrin.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -220,6 +223,56 @@ uint16_t lc_f32_to_f16(float f)
     return (uint16_t)(sign | h);
 }
 
+
+__attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t *h, float *out, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))));
+    for (; i < n; i++)
+        out[i] = lc_f16_to_f32(h[i]);
+}
+
+void lc_f16_to_f32_n(const uint16_t *h, float *out, size_t n)
+{
+    if (lc_cpu()->isa >= LC_ISA_AVX2) {
+        f16_to_f32_f16c(h, out, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = lc_f16_to_f32(h[i]);
+}
+
+/* Per block of 2^16 values a 32-bit count the compiler can keep in vector
+ * lanes, for the plain loops below. */
+size_t lc_count_nonfinite_f32(const float *x, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i += 65536) {
+        size_t e = n - i < 65536 ? n - i : 65536;
+        uint32_t c = 0;
+        for (size_t j = 0; j < e; j++) {
+            uint32_t u;
+            memcpy(&u, x + i + j, 4);
+            c += (u & 0x7f800000u) == 0x7f800000u;
+        }
+        bad += c;
+    }
+    return bad;
+}
+
+size_t lc_count_nonfinite_h16(const uint16_t *h, size_t n, uint16_t expmask)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i += 65536) {
+        size_t e = n - i < 65536 ? n - i : 65536;
+        uint32_t c = 0;
+        for (size_t j = 0; j < e; j++)
+            c += (h[i + j] & expmask) == expmask;
+        bad += c;
+    }
+    return bad;
+}
 
 uint16_t lc_f32_to_bf16(float f)
 {

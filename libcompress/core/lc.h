@@ -100,6 +100,12 @@ static inline float lc_f16_to_f32(uint16_t h)
     memcpy(&f, &bits, 4);
     return f;
 }
+/* n values at once (F16C where the CPU has it; the same bits). */
+void lc_f16_to_f32_n(const uint16_t *h, float *out, size_t n);
+/* How many of n values are not finite: binary32, or 16-bit floats whose
+ * exponent field is expmask (0x7c00 binary16, 0x7f80 bfloat16). */
+size_t lc_count_nonfinite_f32(const float *x, size_t n);
+size_t lc_count_nonfinite_h16(const uint16_t *h, size_t n, uint16_t expmask);
 static inline float lc_bf16_to_f32(uint16_t h)
 {
     uint32_t bits = (uint32_t)h << 16;

@@ -277,8 +277,7 @@ static int base_to_f32(const lc_tensor *t, float *out)
         } else {
             const uint16_t *h = t->data;
             if (t->dtype == LC_DT_F16)
-                for (int64_t i = 0; i < n; i++)
-                    out[i] = lc_f16_to_f32(h[i]);
+                lc_f16_to_f32_n(h, out, (size_t)n);
             else
                 for (int64_t i = 0; i < n; i++)
                     out[i] = lc_bf16_to_f32(h[i]);
@@ -323,18 +322,10 @@ static int64_t base_count_nonfinite(const lc_tensor *t)
     int64_t bad = 0;
     if (t->enc == LC_ENC_DENSE) {
         int64_t n = lc_tensor_numel(t);
-        if (t->dtype == LC_DT_F32) {
-            const float *f = t->data;
-            for (int64_t i = 0; i < n; i++)
-                bad += !isfinite(f[i]);
-        } else {
-            /* f16: exponent 0x1f; bf16: exponent 0xff */
-            const uint16_t *h = t->data;
-            uint16_t mask = t->dtype == LC_DT_F16 ? 0x7c00 : 0x7f80;
-            for (int64_t i = 0; i < n; i++)
-                bad += (h[i] & mask) == mask;
-        }
-        return bad;
+        /* f16: exponent 0x1f; bf16: exponent 0xff */
+        if (t->dtype == LC_DT_F32)
+            return (int64_t)lc_count_nonfinite_f32(t->data, (size_t)n);
+        return (int64_t)lc_count_nonfinite_h16(t->data, (size_t)n, t->dtype == LC_DT_F16 ? 0x7c00 : 0x7f80);
     }
     if (lc_tensor_is_sparse(t))
         return lc_sparse_count_nonfinite(t);

@@ -189,10 +189,8 @@ int lc_model_load(lc_container *c, const lc_model_opts *opts, lc_model **out)
     if (!m)
         return -1;
     int nt = opts ? opts->n_threads : 0;
-    if (nt <= 0) {
-        long n = sysconf(_SC_NPROCESSORS_ONLN);
-        nt = n < 1 ? 1 : n > 256 ? 256 : (int)n;
-    }
+    if (nt <= 0)
+        nt = lc_cpu_count();
     lc_isa cap = opts ? opts->max_isa : LC_ISA_AVX512, det = lc_isa_detect();
     m->isa = cap < det ? cap : det;
     m->n_threads = nt;

@@ -146,7 +146,7 @@ static void check_rtn_grid(lc_container *sparse, lc_container *q, const char *na
         CHECK(0, "%s: %s", name, lc_errmsg());
         return;
     }
-    lc_quant_params p = {4, 32, 1};
+    lc_quant_params p = {4, 32, 1, 0};
     lc_tensor r;
     CHECK(lc_quant_rtn(s.w, s.rows, s.cols, &p, &r) == 0, "rtn: %s", lc_errmsg());
     size_t n = (size_t)(s.rows * s.cols);
@@ -188,7 +188,7 @@ static void test_masked_gptq(void)
     float *Wm = malloc((size_t)(rows * cols) * sizeof *Wm);
     for (int64_t i = 0; i < rows * cols; i++)
         Wm[i] = keep[i] ? W[i] : 0.f;
-    lc_quant_params p = {4, 32, 1};
+    lc_quant_params p = {4, 32, 1, 0};
     lc_gptq_opts o;
     lc_gptq_opts_default(&o);
     o.keep = keep;

@@ -363,7 +363,7 @@ static void test_roundtrip(void)
         int64_t shape[2] = {rows, cols};
         int rc;
         if (p.bits) {
-            lc_quant_params qp = {p.bits, 32, p.sym};
+            lc_quant_params qp = {p.bits, 32, p.sym, 0};
             rc = lc_quant_rtn(Wp, rows, cols, &qp, &d);
         } else {
             rc = lc_tensor_alloc_dense(&d, "d", cases[i].dt, 2, shape);

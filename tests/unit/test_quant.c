@@ -1,6 +1,7 @@
 /* Unit tests for libcompress/quant.c: packing, RTN, GPTQ, AWQ searches.
  * Fixtures come from a fixed-seed PRNG; no assets needed. */
 #include "compress/quant.h"
+#include "core/cpu.h"
 #include "core/tensor.h"
 
 #include <math.h>
@@ -195,6 +196,101 @@ static float *make_weights(int64_t rows, int64_t cols)
     return W;
 }
 
+/* The grid chooser's AVX2 path against its scalar twin: the same grid (step,
+ * its binary16 bits, zero point) for groups of every awkward length, with
+ * zeros, repeated values, one-signed groups and signed zeros; then RTN with
+ * 1 and 3 threads gives the same tensor. */
+static void test_qgrid_twins(void)
+{
+    if (lc_cpu()->isa < LC_ISA_AVX2) {
+        SKIP("AVX2 grid chooser against the scalar one: this CPU has no AVX2");
+        return;
+    }
+    seed(77);
+    static const int Gs[] = {1, 3, 4, 7, 8, 31, 32, 33, 64, 128, 257};
+    int bad = 0, n = 0;
+    double x[257], xf[257];
+    for (int gi = 0; gi < (int)(sizeof Gs / sizeof *Gs); gi++)
+        for (int trial = 0; trial < 60; trial++) {
+            int G = Gs[gi];
+            for (int j = 0; j < G; j++) {
+                double v = rng_norm() * (trial % 5 == 0 ? 1e-3 : 0.05);
+                int kind = (int)(rng_u64() % 10);
+                x[j] = kind == 0 ? 0.0 : kind == 1 ? -0.0 : kind == 2 && j ? x[j - 1] : trial % 7 == 0 ? fabs(v) : trial % 7 == 1 ? -fabs(v) : v;
+                xf[j] = (float)x[j];
+            }
+            if (trial % 3 == 2) /* exact ties x = s (k + 1/2) on a binary16 step */
+                for (int j = 0; j < G; j++) {
+                    float st = lc_f16_to_f32(lc_f32_to_f16(0.01f));
+                    xf[j] = st * (float)((int)(rng_u64() % 17) - 8) * 0.5f;
+                }
+            for (int bits = 2; bits <= 8; bits++)
+                for (int sym = 0; sym <= 1; sym++) {
+                    lc_qgrid a = {0}, b = {0}, c = {0}, d = {0};
+                    int ra = lc_qgrid_choose(x, G, bits, sym, &a), rb = lc_qgrid_choose_ref(x, G, bits, sym, &b);
+                    int rc = lc_qgrid_choose_floats(xf, G, bits, sym, &c), rd = lc_qgrid_choose_ref(xf, G, bits, sym, &d);
+                    n++;
+                    if (ra != rb || a.h != b.h || a.z != b.z || memcmp(&a.s, &b.s, sizeof a.s) || rc != rd ||
+                        c.h != d.h || c.z != d.z) {
+                        if (!bad)
+                            fprintf(stderr, "  G %d bits %d sym %d: avx2 (%g, %d) ref (%g, %d)\n", G, bits, sym, a.s, a.z, b.s, b.z);
+                        bad++;
+                    }
+                }
+        }
+    CHECK(bad == 0, "AVX2 grid == scalar grid (exact and binary32 paths): %d of %d groups differ", bad, n);
+    /* the error sums themselves, bit for bit, on binary16 steps with exact
+     * ties x = s (k + 1/2), values past both ends of the grid, and large k */
+    int bad_sse = 0, ties = 0;
+    for (int trial = 0; trial < 4000; trial++) {
+        int G = Gs[trial % 11], bits = 2 + trial % 7;
+        lc_qgrid g = {0};
+        g.h = lc_f32_to_f16((float)(rng_unif() * (trial % 2 ? 1e-4 : 0.05)) + 1e-6f);
+        g.s = lc_f16_to_f32(g.h);
+        g.z = (int)(rng_u64() % (1u << bits));
+        for (int j = 0; j < G; j++) {
+            int k = (int)(rng_u64() % (3u << bits)) - (1 << bits);
+            double v = rng_unif() < 0.4 ? (double)(g.s * (float)(2 * k + 1) * 0.5f) : g.s * (k + rng_unif());
+            xf[j] = (double)(float)v;
+            ties += xf[j] == (double)(g.s * (float)(2 * k + 1) * 0.5f);
+        }
+        double e0 = lc_qgrid_sse(xf, G, &g, bits, 0), e1 = lc_qgrid_sse(xf, G, &g, bits, 1),
+               e2 = lc_qgrid_sse(xf, G, &g, bits, 2);
+        bad_sse += memcmp(&e0, &e1, sizeof e0) != 0 || memcmp(&e0, &e2, sizeof e0) != 0;
+    }
+    CHECK(bad_sse == 0 && ties > 1000, "error sums: scalar == AVX2 == AVX2 by reciprocal (%d of 4000 differ, %d ties)",
+          bad_sse, ties);
+    x[5] = NAN;
+    lc_qgrid g;
+    CHECK(lc_qgrid_choose(x, 32, 4, 1, &g) != 0 && strstr(lc_errmsg(), "non-finite"), "NaN refused (AVX2)");
+    x[5] = -INFINITY;
+    CHECK(lc_qgrid_choose(x, 32, 4, 1, &g) != 0, "-Inf refused (AVX2)");
+    CHECK(lc_qgrid_choose_ref(x, 32, 4, 1, &g) != 0, "-Inf refused (scalar)");
+
+    int64_t rows = 300, cols = 256;
+    float *W = randn((size_t)(rows * cols), 0.02);
+    for (int bits = 3; bits <= 8; bits += 5) {
+        lc_quant_params p = {.bits = bits, .group = 32, .sym = bits == 3};
+        lc_tensor a, b;
+        p.threads = 1;
+        int ra = lc_quant_rtn(W, rows, cols, &p, &a);
+        p.threads = 3;
+        int rb = lc_quant_rtn(W, rows, cols, &p, &b);
+        CHECK(ra == 0 && rb == 0 && !memcmp(a.data, b.data, lc_quant_row_bytes(cols, bits) * (size_t)rows) &&
+                  !memcmp(a.scales, b.scales, (size_t)rows * 8 * sizeof *a.scales) &&
+                  (p.sym || !memcmp(a.zeros, b.zeros, (size_t)rows * 8)),
+              "RTN %d-bit: 1 and 3 threads give the same codes and parameters", bits);
+        lc_tensor_release(&a);
+        lc_tensor_release(&b);
+    }
+    W[(size_t)(250 * cols + 3)] = 1e30f; /* a scale that overflows binary16, found by a worker */
+    lc_quant_params p = {.bits = 4, .group = 32, .sym = 1, .threads = 2};
+    lc_tensor t;
+    CHECK(lc_quant_rtn(W, rows, cols, &p, &t) != 0 && strstr(lc_errmsg(), "binary16") && !t.data,
+          "a worker's failure is reported by the caller: '%s'", lc_errmsg());
+    free(W);
+}
+
 static void test_rtn(void)
 {
     seed(2);
@@ -206,7 +302,7 @@ static void test_rtn(void)
     for (int bits = 2; bits <= 8; bits++)
         for (size_t gi = 0; gi < sizeof groups / sizeof *groups; gi++)
             for (int sym = 0; sym <= 1; sym++) {
-                lc_quant_params p = {bits, groups[gi], sym};
+                lc_quant_params p = {bits, groups[gi], sym, 0};
                 lc_tensor t = {0};
                 if (lc_quant_rtn(W, rows, cols, &p, &t)) {
                     CHECK(0, "rtn b%d g%d sym%d: %s", bits, groups[gi], sym, lc_errmsg());
@@ -256,26 +352,26 @@ static void test_rtn(void)
 
     /* refusals */
     lc_tensor t = {0};
-    lc_quant_params p = {4, 48, 1};
+    lc_quant_params p = {4, 48, 1, 0};
     CHECK(lc_quant_rtn(W, rows, cols, &p, &t) != 0 && strstr(lc_errmsg(), "ragged") && !t.data,
           "ragged group: '%s'", lc_errmsg());
-    p = (lc_quant_params){3, 100, 0};
+    p = (lc_quant_params){3, 100, 0, 0};
     CHECK(lc_quant_rtn(W, rows, cols, &p, &t) != 0 && strstr(lc_errmsg(), "ragged"), "ragged group 100");
-    p = (lc_quant_params){4, 16, 1};
+    p = (lc_quant_params){4, 16, 1, 0};
     CHECK(lc_quant_rtn(W, rows, 48, &p, &t) != 0 && strstr(lc_errmsg(), "multiple of 32"), "4-bit needs %%32: '%s'",
           lc_errmsg());
-    p = (lc_quant_params){3, 16, 1};
+    p = (lc_quant_params){3, 16, 1, 0};
     CHECK(lc_quant_rtn(W, 64, 48, &p, &t) == 0, "3-bit, 48 columns: %s", lc_errmsg());
     lc_tensor_release(&t);
-    p = (lc_quant_params){9, 32, 1};
+    p = (lc_quant_params){9, 32, 1, 0};
     CHECK(lc_quant_rtn(W, rows, cols, &p, &t) != 0, "9 bits refused");
-    p = (lc_quant_params){1, 32, 1};
+    p = (lc_quant_params){1, 32, 1, 0};
     CHECK(lc_quant_rtn(W, rows, cols, &p, &t) != 0, "1 bit refused");
-    p = (lc_quant_params){4, -2, 1};
+    p = (lc_quant_params){4, -2, 1, 0};
     CHECK(lc_quant_rtn(W, rows, cols, &p, &t) != 0, "group -2 refused");
     float keep = W[5];
     W[5] = NAN;
-    p = (lc_quant_params){4, 32, 1};
+    p = (lc_quant_params){4, 32, 1, 0};
     CHECK(lc_quant_rtn(W, rows, cols, &p, &t) != 0 && strstr(lc_errmsg(), "finite") && !t.data, "NaN refused");
     W[5] = 1e6f;
     CHECK(lc_quant_rtn(W, rows, cols, &p, &t) != 0 && strstr(lc_errmsg(), "binary16"), "scale overflow: '%s'",
@@ -297,7 +393,7 @@ static void test_sym_rule(void)
     fprintf(stderr, "sym scale rule, mse over %lld Gaussian groups of 32 (ours / Q4_0-rule / GPTQ-rule):\n",
             (long long)(rows * cols / 32));
     for (int bits = 2; bits <= 8; bits++) {
-        lc_quant_params p = {bits, 32, 1};
+        lc_quant_params p = {bits, 32, 1, 0};
         lc_tensor t = {0};
         CHECK(lc_quant_rtn(W, rows, cols, &p, &t) == 0 && lc_tensor_to_f32(&t, Q) == 0, "%s", lc_errmsg());
         lc_tensor_release(&t);
@@ -357,7 +453,7 @@ static void test_gptq_identity(void)
             for (size_t gi = 0; gi < 3; gi++)
                 for (int sym = 0; sym <= 1; sym++)
                     for (int mode = 0; mode < 3; mode++) {
-                        lc_quant_params p = {bits, groups[gi], sym};
+                        lc_quant_params p = {bits, groups[gi], sym, 0};
                         lc_gptq_opts o;
                         lc_gptq_opts_default(&o);
                         o.act_order = mode == 1;
@@ -481,7 +577,7 @@ static void test_gptq_naive(void)
     for (size_t bi = 0; bi < 5; bi++)
         for (size_t gi = 0; gi < 3; gi++)
             for (int mode = 0; mode < 3; mode++) {
-                lc_quant_params p = {bi % 2 ? 3 : 4, groups[gi], (int)(bi + gi) % 2};
+                lc_quant_params p = {bi % 2 ? 3 : 4, groups[gi], (int)(bi + gi) % 2, 0};
                 lc_gptq_opts o;
                 lc_gptq_opts_default(&o);
                 o.block_size = blocks[bi];
@@ -541,7 +637,7 @@ static void test_gptq_vs_rtn(void)
     for (size_t bi = 0; bi < 3; bi++)
         for (size_t gi = 0; gi < 2; gi++)
             for (int sym = 1; sym >= 0; sym--) {
-                lc_quant_params p = {bitsv[bi], groups[gi], sym};
+                lc_quant_params p = {bitsv[bi], groups[gi], sym, 0};
                 lc_tensor r = {0};
                 CHECK(lc_quant_rtn(W, rows, cols, &p, &r) == 0 && lc_tensor_to_f32(&r, Q) == 0, "%s", lc_errmsg());
                 lc_tensor_release(&r);
@@ -589,7 +685,7 @@ static void test_gptq_failures(void)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)cols, (int)k, 1.f, Z, (int)k, A, (int)cols, 0.f,
                 X, (int)cols);
     CHECK(lc_quant_hessian(X, n, cols, H) == 0, "%s", lc_errmsg());
-    lc_quant_params p = {4, 32, 0};
+    lc_quant_params p = {4, 32, 0, 0};
     lc_gptq_opts o;
     lc_gptq_opts_default(&o);
     o.percdamp = 0;
@@ -667,7 +763,7 @@ static void test_gptq_timing(void)
         double t0 = lc_now();
         CHECK(lc_quant_hessian(X, n, cols, H) == 0, "%s", lc_errmsg());
         double th = lc_now() - t0;
-        lc_quant_params p = {4, 128, 0};
+        lc_quant_params p = {4, 128, 0, 0};
         lc_gptq_opts o;
         lc_gptq_opts_default(&o);
         for (int act = 0; act <= 1; act++) {
@@ -708,7 +804,7 @@ static void test_awq(void)
     fprintf(stderr, "AWQ output-error ratios vs RTN (||.||_F):\n");
     for (int bi = 0; bi < 2; bi++)
         for (int sym = 0; sym <= 1; sym++) {
-            lc_quant_params p = {bitsv[bi], 128, sym};
+            lc_quant_params p = {bitsv[bi], 128, sym, 0};
             lc_tensor t = {0};
             CHECK(lc_quant_rtn(W, rows, cols, &p, &t) == 0 && lc_tensor_to_f32(&t, Q) == 0, "%s", lc_errmsg());
             lc_tensor_release(&t);
@@ -787,6 +883,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "OpenBLAS core %s, 1 thread\n", openblas_get_corename());
     test_packing();
     test_rtn();
+    test_qgrid_twins();
     test_sym_rule();
     test_gptq_identity();
     test_gptq_naive();
