@@ -7,6 +7,7 @@
 #include "core/tensor.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -471,8 +472,8 @@ static void rtn_chunk(void *ctx, long a, long b)
     double *xd = malloc((size_t)j->G * sizeof *xd);
     int64_t bad = a;
     if (!xd || (bad = rtn_rows(j, a, b, xd)) != 0) {
-        int64_t row = xd ? a + bad - 1 : a, cur = j->bad_row;
-        while (row < cur && !__atomic_compare_exchange_n(&j->bad_row, &cur, row, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        int64_t row = xd ? a + bad - 1 : a, cur = atomic_load(&j->bad_row);
+        while (row < cur && !atomic_compare_exchange_weak(&j->bad_row, &cur, row))
             ;
     }
     free(xd);
