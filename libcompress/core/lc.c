@@ -2,8 +2,8 @@
  * XXH64 digests, the basic tensor accessors (core/tensor.c has the
  * encoding-aware functions). */
 #include "core/lc.h"
-#include "core/cpu.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <errno.h>
@@ -233,9 +233,18 @@ __attribute__((target("avx2,f16c"))) static void f16_to_f32_f16c(const uint16_t 
         out[i] = lc_f16_to_f32(h[i]);
 }
 
+/* core/cpu.c reports its errors through this file, so the probe here is
+ * its own (no include cycle): AVX2 (which also says the OS saves YMM) by
+ * the compiler, F16C by CPUID leaf 1 (clang's builtin does not know it). */
+static int have_f16c(void)
+{
+    unsigned a, b, c, d;
+    return __builtin_cpu_supports("avx2") && __get_cpuid(1, &a, &b, &c, &d) && (c & bit_F16C);
+}
+
 void lc_f16_to_f32_n(const uint16_t *h, float *out, size_t n)
 {
-    if (lc_cpu()->isa >= LC_ISA_AVX2) {
+    if (have_f16c()) { /* once per tensor */
         f16_to_f32_f16c(h, out, n);
         return;
     }

@@ -18,6 +18,16 @@
  * stored 2-bit positions by vpmultishiftqb), and S_b becomes the sum of the
  * kept activations of the block, S'_b (a second vpdpbusd against ones).
  *
+ * On AVX2 (no VNNI) dense 4- and 8-bit codes run on the same activations
+ * with vpmaddubsw (unsigned times signed bytes into int16 pairs) and
+ * vpmaddwd against ones, as llama.cpp's Q4_0 x Q8_0 dot product: 4-bit
+ * codes (0..15) meet the activations directly (|pair| <= 3810); 8-bit
+ * codes are made signed, w = u - 128, and meet sign(w) q as |w| (|pair|
+ * <= 32512, no saturation), the 128 S_b coming back in the correction
+ * term.  For 4-bit codes two blocks share one 32-byte load: the low
+ * nibbles of both blocks meet the activations in qp, where each pair of
+ * blocks has its 16-byte halves interleaved to match.
+ *
  * Bitmask sparse 4-bit weights (lc-prune --sparsity S --bits 4) pack each
  * block's kept activations to the front with vpcompressb (AVX512_VBMI2)
  * and meet them with the block's next k codes of the row's nibble stream.
@@ -36,22 +46,25 @@ typedef struct lc_xq {
     float *d;         /* [n / 32] block scales */
     int32_t *s;       /* [n / 32] sum of q in the block */
     float *ds;        /* [n / 32] d * s */
+    int8_t *qp;       /* [n] AVX2: q with the middle 16-byte quarters of each 64 swapped */
     int cap;          /* allocated elements */
 } lc_xq;
 
-/* Can (w) run on 8-bit activations?  4- or 8-bit codes with groups a
- * multiple of 32, or 2:4 sparse 4-bit codes in q4x32 blocks with groups of
- * 32 * 2^k and rows a multiple of 128 (which also need AVX-512 VBMI), or
- * bitmask sparse 4-bit codes with groups a multiple of 32 (AVX-512 VBMI2);
- * and a CPU with AVX-512 VNNI (else the f32 kernels are faster). */
+/* Can (w) run on 8-bit activations at level isa?  4- or 8-bit codes with
+ * groups a multiple of 32 (AVX2, or AVX-512 VNNI), or 2:4 sparse 4-bit
+ * codes in q4x32 blocks with groups of 32 * 2^k and rows a multiple of 128
+ * (AVX-512 VNNI and VBMI), or bitmask sparse 4-bit codes with groups a
+ * multiple of 32 (AVX-512 VNNI and VBMI2); else the f32 kernels are
+ * faster. */
 int lc_q8x_supported(const lc_wmat *w, lc_isa isa);
 /* Quantize x [n] into xq (grows its buffers; n must be a multiple of 32). */
 int lc_xq_prepare(lc_xq *xq, const float *x, int n);
 /* The same with the scalar reference quantizer (tests). */
 int lc_xq_prepare_ref(lc_xq *xq, const float *x, int n);
 void lc_xq_release(lc_xq *xq);
-/* y[r] = W[r,:] . x for r in [r0, r1) from the quantized x. */
-void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1);
+/* y[r] = W[r,:] . x for r in [r0, r1) from the quantized x, with the
+ * kernels of level isa (capped by the CPU; the reference where none fits). */
+void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1, lc_isa isa);
 void lc_matvec_q8x_ref(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1);
 
 #endif

@@ -367,7 +367,7 @@ static void mv_rows(const mv_job *j, int i, int64_t r0, int64_t r1)
     if (w->lr_rank && j->t[i]) /* the base here, A (B x) below */
         base = lc_wmat_base(w), w = &base;
     if (j->xq && lc_q8x_supported(w, j->isa))
-        lc_matvec_q8x(w, j->xq, j->y[i], r0, r1);
+        lc_matvec_q8x(w, j->xq, j->y[i], r0, r1, j->isa);
     else
         lc_matvec(w, j->x, j->y[i], r0, r1, j->isa);
     if (w == &base)

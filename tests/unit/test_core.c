@@ -50,6 +50,32 @@ static void test_half(void)
     CHECK(lc_f32_to_bf16(3.14159265f) == 0x4049, "bf16 pi");
 }
 
+/* The vector f16 decoder and the non-finite counts against the scalar
+ * ones, over every half pattern (the count of 65536 + 3 values also
+ * crosses the counters' 2^16 block). */
+static void test_half_bulk(void)
+{
+    size_t n = 65536 + 3;
+    uint16_t *h = malloc(n * 2);
+    float *f = malloc(n * 4);
+    for (size_t i = 0; i < n; i++)
+        h[i] = (uint16_t)(i * 40503u); /* odd multiplier: every pattern once in the first 65536 */
+    lc_f16_to_f32_n(h, f, n);
+    size_t same = 0, bad16 = 0, bad32 = 0;
+    for (size_t i = 0; i < n; i++) {
+        float r = lc_f16_to_f32(h[i]);
+        same += isnan(r) ? isnan(f[i]) : memcmp(&r, &f[i], 4) == 0;
+        bad16 += (h[i] & 0x7c00) == 0x7c00;
+        bad32 += !isfinite(r);
+    }
+    CHECK(same == n, "vector f16 decoding equals the scalar one (%zu of %zu)", same, n);
+    CHECK(lc_count_nonfinite_h16(h, n, 0x7c00) == bad16 && bad16 == 2048, /* 2 x 1024 Inf/NaN patterns; the 3 extra are finite */
+          "non-finite halves: %zu", lc_count_nonfinite_h16(h, n, 0x7c00));
+    CHECK(lc_count_nonfinite_f32(f, n) == bad32 && bad32 == bad16, "non-finite floats: %zu",
+          lc_count_nonfinite_f32(f, n));
+    free(h), free(f);
+}
+
 static void test_hash(void)
 {
     /* vectors from the reference xxhsum -H1 */
@@ -395,6 +421,7 @@ int main(void)
 {
     test_begin("test_core");
     test_half();
+    test_half_bulk();
     test_hash();
     test_roundtrip();
     test_hostile();

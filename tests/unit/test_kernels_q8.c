@@ -1,4 +1,4 @@
-/* Integer-activation matvec: the VNNI kernel against its scalar twin, and
+/* Integer-activation matvec: the VNNI and AVX2 kernels against their scalar twin, and
  * the twin against the f32 reference kernel run on the dequantized 8-bit x
  * (which checks the zero-point / min corrections exactly). */
 #include <math.h>
@@ -40,19 +40,24 @@ static void compare(const lc_wmat *w, lc_xq *xq, const char *what)
     for (int64_t c = 0; c < cols; c++)
         xd[c] = xq->d[c / 32] * (float)xq->q[c];
     lc_matvec_q8x_ref(w, xq, y0, 0, rows);
-    for (int64_t r = 0; r < rows; r++)
-        y1[r] = NAN;
-    /* two calls over a split row range: the result must not depend on it */
-    lc_matvec_q8x(w, xq, y1, 0, rows / 2);
-    lc_matvec_q8x(w, xq, y1, rows / 2, rows);
     lc_matvec_ref(w, xd, y2, 0, rows);
-    double d01 = 0, d02 = 0, scale = 1e-6;
+    double d02 = 0, scale = 1e-6;
     for (int64_t r = 0; r < rows; r++) {
         scale = fmax(scale, fabs(y2[r]));
-        d01 = fmax(d01, isfinite(y1[r]) ? fabs((double)y0[r] - y1[r]) : INFINITY);
         d02 = fmax(d02, fabs((double)y0[r] - y2[r]));
     }
-    CHECK(d01 <= 1e-5 * scale, "%s: vnni vs ref %g (scale %g)", what, d01, scale);
+    /* each vector level this CPU has (AVX-512: VNNI where present) */
+    for (lc_isa isa = LC_ISA_AVX2; isa <= lc_cpu()->isa; isa++) {
+        for (int64_t r = 0; r < rows; r++)
+            y1[r] = NAN;
+        /* two calls over a split row range: the result must not depend on it */
+        lc_matvec_q8x(w, xq, y1, 0, rows / 2, isa);
+        lc_matvec_q8x(w, xq, y1, rows / 2, rows, isa);
+        double d01 = 0;
+        for (int64_t r = 0; r < rows; r++)
+            d01 = fmax(d01, isfinite(y1[r]) ? fabs((double)y0[r] - y1[r]) : INFINITY);
+        CHECK(d01 <= 1e-5 * scale, "%s: %s kernel vs ref %g (scale %g)", what, lc_isa_name(isa), d01, scale);
+    }
     CHECK(d02 <= 1e-5 * scale, "%s: ref vs f32 on 8-bit x %g (scale %g)", what, d02, scale);
     lc_matvec_ref(w, x, y2, 0, rows);
     double rel = 0, nrm = 0;
@@ -115,7 +120,8 @@ static void nm_cases(lc_xq *xq, int have_vnni)
                 int fits = mask ? __builtin_cpu_supports("avx512vbmi2")
                                 : (g & (g - 1)) == 0 && cols % 128 == 0 && __builtin_cpu_supports("avx512vbmi");
                 const char *pat = mask ? "mask" : "2:4";
-                CHECK(!have_vnni || lc_q8x_supported(&w, LC_ISA_AVX512) == fits,
+                CHECK(lc_q8x_supported(&w, LC_ISA_AVX512) == (have_vnni && fits) &&
+                          !lc_q8x_supported(&w, LC_ISA_AVX2),
                       "%s 4-bit %lldx%lld g%d on 8-bit activations: %d", pat, (long long)rows, (long long)cols, g, fits);
                 char what[96];
                 snprintf(what, sizeof what, "%s 4-bit form %d %lldx%lld g%d", pat, (int)forms[fi], (long long)rows,
@@ -131,19 +137,22 @@ int main(void)
     test_begin("test_kernels_q8");
     int bits_list[2] = {4, 8};
     lc_qform forms[3] = {LC_QF_SYM, LC_QF_MIN, LC_QF_ZERO};
-    int64_t shapes[3][2] = {{7, 96}, {33, 512}, {16, 1536}};
-    int groups[3] = {32, 64, 128};
+    int64_t shapes[4][2] = {{7, 96}, {33, 512}, {16, 1536}, {5, 288}};
+    int groups[4] = {32, 64, 128, 96};
     lc_xq xq = {0};
-    if (!lc_cpu()->vnni)
-        SKIP("VNNI kernels against the scalar reference: no AVX512-VNNI on this CPU, so the q8x "
-             "dispatcher runs the reference and only reference against f32 is checked");
+    if (lc_cpu()->isa < LC_ISA_AVX2)
+        SKIP("vector kernels against the scalar reference: no AVX2 on this CPU, so only the reference "
+             "against f32 is checked");
+    else if (!lc_cpu()->vnni)
+        SKIP("VNNI kernels against the scalar reference: no AVX512-VNNI on this CPU (the AVX2 kernels "
+             "for dense codes are checked; sparse codes run the reference)");
     for (int bi = 0; bi < 2; bi++)
         for (int fi = 0; fi < 3; fi++)
-            for (int si = 0; si < 3; si++)
-                for (int gi = 0; gi < 3; gi++) {
+            for (int si = 0; si < 4; si++)
+                for (int gi = 0; gi < 4; gi++) {
                     int64_t rows = shapes[si][0], cols = shapes[si][1];
                     int g = groups[gi];
-                    if (cols % g)
+                    if (cols % g || (g == 96 && cols != 288)) /* 288: odd blocks, pairs across groups */
                         continue;
                     lc_tensor t;
                     CHECK(lc_tensor_alloc_quant(&t, "w", rows, cols, bits_list[bi], g, forms[fi]) == 0, "alloc");
@@ -169,7 +178,11 @@ int main(void)
         lc_tensor t;
         lc_wmat w;
         CHECK(lc_tensor_alloc_quant(&t, "w", 1, 32, 4, 32, LC_QF_SYM) == 0 && lc_wmat_from_tensor(&w, &t) == 0, "q4");
-        int vnni = lc_q8x_supported(&w, LC_ISA_AVX512);
+        int vnni = lc_cpu()->vnni && lc_cpu()->isa >= LC_ISA_AVX512;
+        CHECK(lc_q8x_supported(&w, LC_ISA_AVX512) == (vnni || lc_cpu()->isa >= LC_ISA_AVX2) &&
+                  lc_q8x_supported(&w, LC_ISA_AVX2) == (lc_cpu()->isa >= LC_ISA_AVX2) &&
+                  !lc_q8x_supported(&w, LC_ISA_SCALAR),
+              "dense 4-bit codes on 8-bit activations where AVX2 or VNNI is there");
         lc_tensor_release(&t);
         nm_cases(&xq, vnni);
     }
