@@ -638,7 +638,7 @@ __attribute__((target(T_AVX2))) static float scales_corr_avx2(const lc_wmat *w, 
  * stream (blocks of rows at once ran slower here: the streams defeat the
  * hardware prefetcher). */
 __attribute__((target(T_AVX2))) static float row_dot_avx2(const lc_wmat *w, const lc_xq *xq, const uint8_t *row,
-                                                          const float *sd, int pf)
+                                                          const float *sd)
 {
     const int nb = (int)(w->cols / 32);
     const __m256i ones = _mm256_set1_epi16(1), m4 = _mm256_set1_epi8(15), x80 = _mm256_set1_epi8((char)0x80);
@@ -647,8 +647,8 @@ __attribute__((target(T_AVX2))) static float row_dot_avx2(const lc_wmat *w, cons
     int b = 0;
     if (w->fmt == LC_WF_Q4) {
         for (; b + 2 <= nb; b += 2) {
-            if (pf && (b & 3) == 0)
-                _mm_prefetch((const char *)row + (size_t)b * 16 + pf, _MM_HINT_T0);
+            if ((b & 3) == 0)
+                _mm_prefetch((const char *)row + (size_t)b * 16 + Q8X_PREFETCH, _MM_HINT_T0);
             __m256i v = _mm256_loadu_si256((const __m256i *)(row + (size_t)b * 16));
             __m256i lo = _mm256_and_si256(v, m4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), m4);
             __m256i p = _mm256_add_epi16(
@@ -670,8 +670,8 @@ __attribute__((target(T_AVX2))) static float row_dot_avx2(const lc_wmat *w, cons
         }
     } else {
         for (; b < nb; b++) {
-            if (pf && (b & 1) == 0)
-                _mm_prefetch((const char *)row + (size_t)b * 32 + pf, _MM_HINT_T0);
+            if ((b & 1) == 0)
+                _mm_prefetch((const char *)row + (size_t)b * 32 + Q8X_PREFETCH, _MM_HINT_T0);
             __m256i wv = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(row + (size_t)b * 32)), x80);
             __m256i q = _mm256_loadu_si256((const __m256i *)(xq->q + b * 32));
             __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(wv), _mm256_sign_epi8(q, wv));
@@ -710,7 +710,7 @@ __attribute__((target(T_AVX2))) static void q8x_avx2(const lc_wmat *w, const lc_
                 _mm256_storeu_ps(sd + b, _mm256_mul_ps(_mm256_loadu_ps(gs + b), _mm256_loadu_ps(xq->d + b)));
         for (; b < nb; b++)
             sd[b] = gs[gof[b]] * xq->d[b];
-        y[r] = row_dot_avx2(w, xq, w->data + (size_t)r * w->row_bytes, sd, Q8X_PREFETCH) + corr;
+        y[r] = row_dot_avx2(w, xq, w->data + (size_t)r * w->row_bytes, sd) + corr;
     }
 }
 
@@ -727,23 +727,21 @@ void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int6
         return;
     }
     if (w->fmt == LC_WF_MASK_Q) {
-        if (have_vnni() && have_vbmi2() && maskq_layout_ok(w))
+        if (have_vbmi2() && maskq_layout_ok(w))
             maskq_avx512(w, xq, y, r0, r1);
         else
             sparse_q8x_ref(w, xq, y, r0, r1);
         return;
     }
     if (w->fmt == LC_WF_NM_Q) {
-        if (have_vnni() && have_vbmi() && nmq_layout_ok(w))
+        if (have_vbmi() && nmq_layout_ok(w))
             nmq_avx512(w, xq, y, r0, r1);
         else
             sparse_q8x_ref(w, xq, y, r0, r1);
         return;
     }
-    if (have_vnni() && (bpg == 1 || bpg == 2 || bpg == 4 || bpg == 8 || bpg == 16))
+    if (bpg == 1 || bpg == 2 || bpg == 4 || bpg == 8 || bpg == 16)
         q8x_fast_avx512(w, xq, y, r0, r1);
-    else if (have_vnni())
-        q8x_avx512(w, xq, y, r0, r1);
     else
-        lc_matvec_q8x_ref(w, xq, y, r0, r1);
+        q8x_avx512(w, xq, y, r0, r1);
 }
