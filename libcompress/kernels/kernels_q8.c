@@ -27,13 +27,23 @@ static int nmq_layout_ok(const lc_wmat *w)
            (bpg & (bpg - 1)) == 0 && w->cols % 128 == 0;
 }
 
+/* 2:4 with 4-bit codes in q4x32 blocks, groups of whole 32-column blocks,
+ * rows of whole 64-column steps: the AVX2 kernel. */
+static int nmq_avx2_ok(const lc_wmat *w)
+{
+    return w->fmt == LC_WF_NM_Q && w->sp_n == 2 && w->sp_m == 4 && w->bits == 4 && w->q4x32 && w->group % 32 == 0 &&
+           w->cols % 64 == 0;
+}
+
 int lc_q8x_supported(const lc_wmat *w, lc_isa isa)
 {
-    int vnni = isa >= LC_ISA_AVX512 && have_vnni();
+    int vnni = isa >= LC_ISA_AVX512 && have_vnni(), avx2 = isa >= LC_ISA_AVX2 && have_avx2();
     if (w->cols % 32 || w->group % 32)
         return 0;
     if (w->fmt == LC_WF_Q4 || w->fmt == LC_WF_Q8)
-        return vnni || (isa >= LC_ISA_AVX2 && have_avx2());
+        return vnni || avx2;
+    if (avx2 && nmq_avx2_ok(w))
+        return 1;
     if (!vnni)
         return 0;
     return (nmq_layout_ok(w) && have_vbmi()) || (maskq_layout_ok(w) && have_vbmi2());
@@ -46,6 +56,7 @@ void lc_xq_release(lc_xq *xq)
     free(xq->s);
     free(xq->ds);
     free(xq->qp);
+    free(xq->qn);
     memset(xq, 0, sizeof *xq);
 }
 
@@ -118,10 +129,14 @@ __attribute__((target("avx2,fma,f16c"))) static void xq_block_avx2(lc_xq *xq, co
 
 /* The AVX2 layouts of kernels_q8.h: qp swaps the middle 16-byte quarters
  * of each pair of blocks ([b lo | b+1 lo | b hi | b+1 hi]); a last odd
- * block is copied as it is. */
-static void xq_pairs(lc_xq *xq)
+ * block is copied as it is.  qn puts each block's 4-byte groups in the
+ * order 0 2 4 6 1 3 5 7. */
+static void xq_layouts(lc_xq *xq)
 {
     int nb = xq->n / 32, b = 0;
+    for (int k = 0; k < nb; k++)
+        for (int gq = 0; gq < 8; gq++)
+            memcpy(xq->qn + k * 32 + 4 * (gq / 2 + 4 * (gq % 2)), xq->q + k * 32 + 4 * gq, 4);
     for (; b + 2 <= nb; b += 2) {
         const int8_t *q = xq->q + b * 32;
         int8_t *o = xq->qp + b * 32;
@@ -145,7 +160,8 @@ int lc_xq_prepare(lc_xq *xq, const float *x, int n)
         xq->s = lc_malloc((size_t)(n / 32) * sizeof *xq->s);
         xq->ds = lc_malloc((size_t)(n / 32) * sizeof *xq->ds);
         xq->qp = lc_malloc((size_t)n);
-        if (!xq->q || !xq->d || !xq->s || !xq->ds || !xq->qp) {
+        xq->qn = lc_malloc((size_t)n);
+        if (!xq->q || !xq->d || !xq->s || !xq->ds || !xq->qp || !xq->qn) {
             lc_xq_release(xq);
             return -1;
         }
@@ -161,7 +177,7 @@ int lc_xq_prepare(lc_xq *xq, const float *x, int n)
         else
             xq_block_ref(xq, x + b * 32, b);
     }
-    xq_pairs(xq);
+    xq_layouts(xq);
     return 0;
 }
 
@@ -172,7 +188,7 @@ int lc_xq_prepare_ref(lc_xq *xq, const float *x, int n)
         return -1;
     for (int b = 0; b < n / 32; b++)
         xq_block_ref(xq, x + b * 32, b);
-    xq_pairs(xq);
+    xq_layouts(xq);
     return 0;
 }
 
@@ -589,6 +605,15 @@ __attribute__((target(T_AVX2))) static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
 }
 
+/* The horizontal sums of v[0..7] in one vector, ((e0 + e1) + (e2 + e3)) +
+ * ((e4 + e5) + (e6 + e7)) for each: the same arithmetic in every slot. */
+__attribute__((target(T_AVX2))) static inline __m256 hsum8x8(const __m256 *v)
+{
+    __m256 u0 = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+    __m256 u1 = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+    return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+}
+
 /* Row r's group scales s_g into gs, and its correction sum_g o'_g DS_g
  * with o'_g = s_g extra + (m_g, -s_g z_g or -s_g 2^(bits-1)), in one pass
  * (the scales are converted once). */
@@ -714,6 +739,110 @@ __attribute__((target(T_AVX2))) static void q8x_avx2(const lc_wmat *w, const lc_
     }
 }
 
+/* One 64-column step j of a 2:4 row (nmq_avx2): acc + the step's scaled
+ * dot products (and kept-activation sums for the zero-point and min forms). */
+__attribute__((target(T_AVX2))) static inline __m256 nmq_step_avx2(const lc_xq *xq, const uint8_t *row,
+                                                                   const uint8_t *ix, const float *sd, const float *od,
+                                                                   int j, int sym, __m256 acc)
+{
+    /* byte p of a lane: base 4 (p % 4), and 0x80 (vpshufb writes 0) where
+     * the other block supplies it: the first block for p % 8 < 4 */
+    const __m256i vca = _mm256_setr_epi8(0, 4, 8, 12, -128, -124, -120, -116, 0, 4, 8, 12, -128, -124, -120, -116, 0,
+                                         4, 8, 12, -128, -124, -120, -116, 0, 4, 8, 12, -128, -124, -120, -116);
+    const __m256i vcb = _mm256_setr_epi8(-128, -124, -120, -116, 0, 4, 8, 12, -128, -124, -120, -116, 0, 4, 8, 12,
+                                         -128, -124, -120, -116, 0, 4, 8, 12, -128, -124, -120, -116, 0, 4, 8, 12);
+    /* codes in the gathered order: lane byte p of copy j (j = 2 lane + p / 8)
+     * is kept value 4 (p % 8) + j, code byte 4 (p % 4) + j, low nibble for
+     * p % 8 < 4 (the even 32-bit lanes), high nibble for the odd ones */
+    const __m256i perm = _mm256_setr_epi8(0, 4, 8, 12, 0, 4, 8, 12, 1, 5, 9, 13, 1, 5, 9, 13, 2, 6, 10, 14, 2, 6,
+                                          10, 14, 3, 7, 11, 15, 3, 7, 11, 15);
+    const __m256i shifts = _mm256_setr_epi64x(0, 2, 4, 6), m3 = _mm256_set1_epi8(3), m4 = _mm256_set1_epi8(15);
+    const __m256i ones16 = _mm256_set1_epi16(1);
+    int64_t iw;
+    memcpy(&iw, ix + 8 * j, 8);
+    __m256i t = _mm256_and_si256(_mm256_srlv_epi64(_mm256_set1_epi64x(iw), shifts), m3);
+    __m256i ga = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(xq->qn + 64 * j)), _mm256_or_si256(t, vca));
+    __m256i gb =
+        _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(xq->qn + 64 * j + 32)), _mm256_or_si256(t, vcb));
+    __m256i gx = _mm256_or_si256(ga, gb);
+    __m256i c = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + 16 * j))), perm);
+    __m256i u = _mm256_and_si256(_mm256_blend_epi32(c, _mm256_srli_epi16(c, 4), 0xAA), m4);
+    __m256 sv = _mm256_castpd_ps(_mm256_broadcast_sd((const double *)(sd + 2 * j)));
+    if (sym) { /* (u - 8) q: both products fit int16 (|pair| <= 3810) */
+        __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, gx), _mm256_maddubs_epi16(_mm256_set1_epi8(8), gx));
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16)), sv, acc);
+    }
+    __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(u, gx), ones16);
+    __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), gx), ones16);
+    __m256 ov = _mm256_castpd_ps(_mm256_broadcast_sd((const double *)(od + 2 * j)));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), ov, _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), sv, acc));
+}
+
+/* AVX2, 2:4 sparse 4-bit codes (kernels_q8.h): 64 columns per step, the
+ * kept activations gathered from qn by two vpshufb under indices from the
+ * shifted index word; per row the block scales sd[b] = s_g(b) d_b and, for
+ * the zero-point and min forms, od[b] = o_g(b) d_b (o = -s z or m) against
+ * the kept-activation sums.  The 32-bit lanes alternate between the step's
+ * two blocks, so one 64-bit broadcast of (sd[2j], sd[2j+1]) scales them.
+ * Two accumulators (even and odd steps); y[r] does not depend on the row
+ * split. */
+__attribute__((target(T_AVX2))) static void nmq_avx2(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0,
+                                                     int64_t r1)
+{
+    const int nb = (int)(w->cols / 32), nstep = nb / 2, bpg = w->group / 32, sym = w->qform == LC_QF_SYM;
+    if (nb > Q8X_MAX_BLOCKS) {
+        sparse_q8x_ref(w, xq, y, r0, r1);
+        return;
+    }
+    float gs[Q8X_MAX_BLOCKS], sd[Q8X_MAX_BLOCKS], od[Q8X_MAX_BLOCKS];
+    __m256 rs[8];
+    int nr = 0;
+    for (int64_t r = r0; r < r1; r++) {
+        const int gpr = w->gpr;
+        const size_t goff = (size_t)r * (size_t)gpr;
+        int g = 0;
+        for (; g + 8 <= gpr; g += 8)
+            _mm256_storeu_ps(gs + g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w->scales + goff + g))));
+        for (; g < gpr; g++)
+            gs[g] = _cvtsh_ss(w->scales[goff + g]);
+        int b = 0;
+        if (bpg == 1)
+            for (; b + 8 <= nb; b += 8)
+                _mm256_storeu_ps(sd + b, _mm256_mul_ps(_mm256_loadu_ps(gs + b), _mm256_loadu_ps(xq->d + b)));
+        for (; b < nb; b++)
+            sd[b] = gs[b / bpg] * xq->d[b];
+        if (!sym)
+            for (b = 0; b < nb; b++) {
+                size_t gi = goff + (size_t)(b / bpg);
+                float o = w->qform == LC_QF_MIN ? _cvtsh_ss(w->mins[gi]) : -gs[b / bpg] * (float)w->zeros[gi];
+                od[b] = o * xq->d[b];
+            }
+        const uint8_t *row = w->data + (size_t)r * w->row_bytes, *ix = w->idx + (size_t)r * w->idx_row_bytes;
+        __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+        int j = 0;
+        for (; j + 2 <= nstep; j += 2) {
+            if ((j & 3) == 0)
+                _mm_prefetch((const char *)row + (size_t)j * 16 + Q8X_PREFETCH, _MM_HINT_T0);
+            if ((j & 7) == 0)
+                _mm_prefetch((const char *)ix + (size_t)j * 8 + Q8X_PREFETCH / 2, _MM_HINT_T0);
+            acc0 = nmq_step_avx2(xq, row, ix, sd, od, j, sym, acc0);
+            acc1 = nmq_step_avx2(xq, row, ix, sd, od, j + 1, sym, acc1);
+        }
+        if (j < nstep)
+            acc0 = nmq_step_avx2(xq, row, ix, sd, od, j, sym, acc0);
+        /* rows are short (512 columns: 8 steps), so their sums go eight at a time */
+        rs[nr++] = _mm256_add_ps(acc0, acc1);
+        if (nr == 8 || r + 1 == r1) {
+            for (int k = nr; k < 8; k++)
+                rs[k] = _mm256_setzero_ps();
+            float o[8];
+            _mm256_storeu_ps(o, hsum8x8(rs));
+            memcpy(y + r + 1 - nr, o, (size_t)nr * sizeof *o);
+            nr = 0;
+        }
+    }
+}
+
 void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int64_t r1, lc_isa isa)
 {
     int bpg = w->group / 32;
@@ -722,6 +851,8 @@ void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int6
     if (isa < LC_ISA_AVX512 || !have_vnni()) {
         if (isa >= LC_ISA_AVX2 && (w->fmt == LC_WF_Q4 || w->fmt == LC_WF_Q8))
             q8x_avx2(w, xq, y, r0, r1);
+        else if (isa >= LC_ISA_AVX2 && nmq_avx2_ok(w))
+            nmq_avx2(w, xq, y, r0, r1);
         else
             lc_matvec_q8x_ref(w, xq, y, r0, r1);
         return;
@@ -736,6 +867,8 @@ void lc_matvec_q8x(const lc_wmat *w, const lc_xq *xq, float *y, int64_t r0, int6
     if (w->fmt == LC_WF_NM_Q) {
         if (have_vbmi() && nmq_layout_ok(w))
             nmq_avx512(w, xq, y, r0, r1);
+        else if (nmq_avx2_ok(w))
+            nmq_avx2(w, xq, y, r0, r1);
         else
             sparse_q8x_ref(w, xq, y, r0, r1);
         return;

@@ -28,6 +28,18 @@
  * nibbles of both blocks meet the activations in qp, where each pair of
  * blocks has its 16-byte halves interleaved to match.
  *
+ * 2:4 on AVX2 gathers with vpshufb, which reads within 16-byte lanes:
+ * per 64 columns (2 activation blocks, 32 kept codes, 16 code bytes, 8
+ * index bytes) the 64-bit index word is shifted by 0, 2, 4, 6 bits in its
+ * four copies (vpsrlvq), so byte m of copy j holds idx of kept value
+ * 4m + j, whose column is 8m + 4(j/2) + idx: in the activations laid out
+ * as qn (each block's even 4-column groups in its low lane, odd ones in
+ * its high lane) that is byte 4(m%4) + idx of the lane j/2 of block
+ * m/4 - one vpshufb per block, the two OR-ed.  The codes are put in the
+ * same order by a fixed vpshufb.  Symmetric codes meet the activations as
+ * (u - 2^(bits-1)) through two vpmaddubsw; the zero-point and min forms
+ * take the kept-activation sum S'_b as a second product.
+ *
  * Bitmask sparse 4-bit weights (lc-prune --sparsity S --bits 4) pack each
  * block's kept activations to the front with vpcompressb (AVX512_VBMI2)
  * and meet them with the block's next k codes of the row's nibble stream.
@@ -47,13 +59,15 @@ typedef struct lc_xq {
     int32_t *s;       /* [n / 32] sum of q in the block */
     float *ds;        /* [n / 32] d * s */
     int8_t *qp;       /* [n] AVX2: q with the middle 16-byte quarters of each 64 swapped */
+    int8_t *qn;       /* [n] AVX2, 2:4: each block's 4-byte groups as 0 2 4 6 1 3 5 7 */
     int cap;          /* allocated elements */
 } lc_xq;
 
 /* Can (w) run on 8-bit activations at level isa?  4- or 8-bit codes with
  * groups a multiple of 32 (AVX2, or AVX-512 VNNI), or 2:4 sparse 4-bit
- * codes in q4x32 blocks with groups of 32 * 2^k and rows a multiple of 128
- * (AVX-512 VNNI and VBMI), or bitmask sparse 4-bit codes with groups a
+ * codes in q4x32 blocks with groups a multiple of 32 and rows a multiple
+ * of 64 (AVX2; on AVX-512 VNNI and VBMI groups of 32 * 2^k and rows a
+ * multiple of 128 take the VBMI kernel), or bitmask sparse 4-bit codes with groups a
  * multiple of 32 (AVX-512 VNNI and VBMI2); else the f32 kernels are
  * faster. */
 int lc_q8x_supported(const lc_wmat *w, lc_isa isa);
