@@ -10,6 +10,7 @@
 #   make asan       build and test with AddressSanitizer/UBSan
 #   make tsan       the pool and kernel tests under ThreadSanitizer
 #   make bench      benchmarks (not tests)
+#   make bench-scale  cost at real sizes on synthetic shapes (pipelines/bench-scale.sh)
 
 PREFIX   ?= /usr/local
 LC_SHARED ?= $(abspath ../shared)
@@ -62,6 +63,7 @@ DEPS_check := check
 DEPS_cli := check
 DEPS_demo := demo
 DEPS_bench := bench
+DEPS_bench-scale := grid
 DEPS_fuzz-smoke := fuzz
 DEPS_fuzz-long := fuzz
 DEPS_asan := asan
@@ -73,7 +75,7 @@ space := $(empty) $(empty)
 DEPS_STAMP := $(BUILD)/.deps-$(subst $(space),-,$(DEPS_SETS))
 
 .SECONDARY:
-.PHONY: all check check-fresh check-deb layers unit cli fuzz-smoke fuzz-long demo deps install uninstall lib deb asan tsan bench clean
+.PHONY: all check check-fresh check-deb layers unit cli fuzz-smoke fuzz-long demo deps install uninstall lib deb asan tsan bench bench-scale clean
 all: $(TOOLS)
 
 # Dependencies are checked once per build tree; `make deps` forces it.
@@ -238,6 +240,9 @@ tsan: | $(DEPS_STAMP)
 
 bench: $(DEPS_STAMP) all
 	@./pipelines/bench.sh
+
+bench-scale: $(DEPS_STAMP) all
+	@./pipelines/bench-scale.sh
 
 clean:
 	rm -rf $(BUILD) build-asan build-tsan bin fuzz-out
