@@ -767,14 +767,17 @@ __attribute__((target(T_AVX2))) static inline __m256 nmq_step_avx2(const lc_xq *
     __m256i gx = _mm256_or_si256(ga, gb);
     __m256i c = _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(row + 16 * j))), perm);
     __m256i u = _mm256_and_si256(_mm256_blend_epi32(c, _mm256_srli_epi16(c, 4), 0xAA), m4);
-    __m256 sv = _mm256_castpd_ps(_mm256_broadcast_sd((const double *)(sd + 2 * j)));
+    double pair; /* (sd[2j], sd[2j+1]) as one 64-bit lane (memcpy: no aliasing of float as double) */
+    memcpy(&pair, sd + 2 * j, 8);
+    __m256 sv = _mm256_castpd_ps(_mm256_set1_pd(pair));
     if (sym) { /* (u - 8) q: both products fit int16 (|pair| <= 3810) */
         __m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(u, gx), _mm256_maddubs_epi16(_mm256_set1_epi8(8), gx));
         return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p, ones16)), sv, acc);
     }
     __m256i dot = _mm256_madd_epi16(_mm256_maddubs_epi16(u, gx), ones16);
     __m256i sum = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), gx), ones16);
-    __m256 ov = _mm256_castpd_ps(_mm256_broadcast_sd((const double *)(od + 2 * j)));
+    memcpy(&pair, od + 2 * j, 8);
+    __m256 ov = _mm256_castpd_ps(_mm256_set1_pd(pair));
     return _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), ov, _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), sv, acc));
 }
 
