@@ -656,6 +656,26 @@ __attribute__((target(T_AVX2))) static float scales_corr_avx2(const lc_wmat *w, 
     return c;
 }
 
+/* gof[b] = the group of block b (no division per block and row). */
+static void block_groups(int nb, int bpg, uint16_t *gof)
+{
+    for (int b = 0; b < nb; b++)
+        gof[b] = (uint16_t)(b / bpg);
+}
+
+/* sd[b] = s_g(b) d_b for the nb blocks of a row, gs its group scales,
+ * gof[b] the group of block b (block_groups). */
+__attribute__((target(T_AVX2))) static void block_scales_avx2(const float *gs, const float *d, int nb, int bpg,
+                                                              const uint16_t *gof, float *sd)
+{
+    int b = 0;
+    if (bpg == 1)
+        for (; b + 8 <= nb; b += 8)
+            _mm256_storeu_ps(sd + b, _mm256_mul_ps(_mm256_loadu_ps(gs + b), _mm256_loadu_ps(d + b)));
+    for (; b < nb; b++)
+        sd[b] = gs[gof[b]] * d[b];
+}
+
 /* One row: the block dot products scaled by sd[b] = s_g(b) d_b, in two
  * accumulators (even and odd steps: the adds do not wait on each other).
  * 4-bit: two blocks per step ([b | b+1], 16 code bytes each); 8-bit:
@@ -720,21 +740,17 @@ __attribute__((target(T_AVX2))) static void q8x_avx2(const lc_wmat *w, const lc_
     }
     float dsg[Q8X_MAX_BLOCKS], gs[Q8X_MAX_BLOCKS], sd[Q8X_MAX_BLOCKS];
     uint16_t gof[Q8X_MAX_BLOCKS];
+    block_groups(nb, bpg, gof);
     for (int g = 0, b = 0; g < gpr; g++) {
         float t = 0;
         for (int k = 0; k < bpg; k++, b++)
-            t += xq->ds[b], gof[b] = (uint16_t)g;
+            t += xq->ds[b];
         dsg[g] = t;
     }
     for (int64_t r = r0; r < r1; r++) {
         /* sd[b] = s_g(b) d_b, and the row's correction */
-        int b = 0;
         float corr = scales_corr_avx2(w, r, dsg, w->fmt == LC_WF_Q4 ? 0.0f : 128.0f, gs);
-        if (bpg == 1)
-            for (; b + 8 <= nb; b += 8)
-                _mm256_storeu_ps(sd + b, _mm256_mul_ps(_mm256_loadu_ps(gs + b), _mm256_loadu_ps(xq->d + b)));
-        for (; b < nb; b++)
-            sd[b] = gs[gof[b]] * xq->d[b];
+        block_scales_avx2(gs, xq->d, nb, bpg, gof, sd);
         y[r] = row_dot_avx2(w, xq, w->data + (size_t)r * w->row_bytes, sd) + corr;
     }
 }
@@ -798,6 +814,8 @@ __attribute__((target(T_AVX2))) static void nmq_avx2(const lc_wmat *w, const lc_
         return;
     }
     float gs[Q8X_MAX_BLOCKS], sd[Q8X_MAX_BLOCKS], od[Q8X_MAX_BLOCKS];
+    uint16_t gof[Q8X_MAX_BLOCKS];
+    block_groups(nb, bpg, gof);
     __m256 rs[8];
     int nr = 0;
     for (int64_t r = r0; r < r1; r++) {
@@ -808,16 +826,11 @@ __attribute__((target(T_AVX2))) static void nmq_avx2(const lc_wmat *w, const lc_
             _mm256_storeu_ps(gs + g, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(w->scales + goff + g))));
         for (; g < gpr; g++)
             gs[g] = _cvtsh_ss(w->scales[goff + g]);
-        int b = 0;
-        if (bpg == 1)
-            for (; b + 8 <= nb; b += 8)
-                _mm256_storeu_ps(sd + b, _mm256_mul_ps(_mm256_loadu_ps(gs + b), _mm256_loadu_ps(xq->d + b)));
-        for (; b < nb; b++)
-            sd[b] = gs[b / bpg] * xq->d[b];
+        block_scales_avx2(gs, xq->d, nb, bpg, gof, sd);
         if (!sym)
-            for (b = 0; b < nb; b++) {
-                size_t gi = goff + (size_t)(b / bpg);
-                float o = w->qform == LC_QF_MIN ? _cvtsh_ss(w->mins[gi]) : -gs[b / bpg] * (float)w->zeros[gi];
+            for (int b = 0; b < nb; b++) {
+                size_t gi = goff + gof[b];
+                float o = w->qform == LC_QF_MIN ? _cvtsh_ss(w->mins[gi]) : -gs[gof[b]] * (float)w->zeros[gi];
                 od[b] = o * xq->d[b];
             }
         const uint8_t *row = w->data + (size_t)r * w->row_bytes, *ix = w->idx + (size_t)r * w->idx_row_bytes;
