@@ -1,4 +1,4 @@
-/* lc-export: container -> GGUF (llama.cpp), Hugging Face safetensors, llama2.c. */
+/* lc-export: container -> GGUF (llama.cpp), Hugging Face safetensors, llama2.c, or the container itself. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,8 @@ static const char usage[] =
     "usage: lc-export --to FORMAT [options] [INPUT]\n"
     "Export a libcompress container (INPUT, default '-' = stdin) to a foreign format.\n"
     "\n"
-    "      --to FORMAT         gguf, safetensors or llama2c\n"
+    "      --to FORMAT         gguf, safetensors, llama2c, or container (the input unchanged:\n"
+    "                          HDF5 to a file, the stream form to a pipe)\n"
     "  -o, --output PATH       gguf/llama2c: file (default: stdout, not a terminal);\n"
     "                          safetensors: directory (required)\n"
     "      --type T            gguf: type of the matrices: f32 f16 bf16 q8_0 q4_0 q4_1 q4_k q6_k\n"
@@ -68,9 +69,10 @@ static int parse(int argc, char **argv, struct opts *o)
             o->format = !strcmp(optarg, "gguf")          ? LC_EXPORT_GGUF
                         : !strcmp(optarg, "safetensors") ? LC_EXPORT_SAFETENSORS
                         : !strcmp(optarg, "llama2c")     ? LC_EXPORT_LLAMA2C
+                        : !strcmp(optarg, "container")   ? LC_EXPORT_CONTAINER
                                                          : LC_EXPORT_NONE;
             if (!o->format)
-                return usage_error("--to: unknown format '%s' (gguf, safetensors, llama2c)", optarg);
+                return usage_error("--to: unknown format '%s' (gguf, safetensors, llama2c, container)", optarg);
             break;
         case 'o': o->output = optarg; break;
         case O_TYPE:
@@ -109,7 +111,7 @@ static int parse(int argc, char **argv, struct opts *o)
         }
     }
     if (!o->format)
-        return usage_error("%s", "--to FORMAT is required (gguf, safetensors, llama2c)");
+        return usage_error("%s", "--to FORMAT is required (gguf, safetensors, llama2c, container)");
     if (optind < argc - 1)
         return usage_error("%s", "expected at most one INPUT");
     o->input = optind < argc ? argv[optind] : "-";
@@ -148,6 +150,7 @@ static int run(struct opts *o)
         return -1;
     int rc = o->format == LC_EXPORT_GGUF          ? lc_export_gguf(in, o->output, &o->ex, &rep)
              : o->format == LC_EXPORT_SAFETENSORS ? lc_export_safetensors(in, o->output, &o->ex, &rep)
+             : o->format == LC_EXPORT_CONTAINER   ? lc_export_container(in, o->output, &rep)
                                                   : lc_export_llama2c(in, o->output, &o->ex, &rep);
     lc_container_close(in);
     if (rc == 0)

@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -561,4 +562,23 @@ out:
     free(tokbin);
     lc_tokenizer_release(&tk);
     return rc;
+}
+
+int lc_export_container(lc_container *in, const char *path, lc_export_report *rep)
+{
+    memset(rep, 0, sizeof *rep);
+    lc_container *out;
+    if (lc_container_create(path, &out))
+        return -1;
+    if (lc_container_copy_all(in, out)) {
+        lc_container_abort(out);
+        return -1;
+    }
+    rep->n_tensors = lc_container_n_tensors(out);
+    if (lc_container_close(out))
+        return -1;
+    struct stat st;
+    if (strcmp(path, "-") != 0 && stat(path, &st) == 0)
+        rep->bytes = (uint64_t)st.st_size;
+    return 0;
 }

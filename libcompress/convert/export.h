@@ -59,6 +59,7 @@ typedef enum lc_export_format {
     LC_EXPORT_GGUF,
     LC_EXPORT_SAFETENSORS,
     LC_EXPORT_LLAMA2C,
+    LC_EXPORT_CONTAINER,
 } lc_export_format;
 
 /* --override PATTERN=TYPE: a glob (fnmatch, '*' also matches '.') on
@@ -98,6 +99,9 @@ typedef struct lc_export_report {
 int lc_export_gguf(lc_container *in, const char *path, const lc_export_opts *o, lc_export_report *rep);
 int lc_export_safetensors(lc_container *in, const char *dir, const lc_export_opts *o, lc_export_report *rep);
 int lc_export_llama2c(lc_container *in, const char *path, const lc_export_opts *o, lc_export_report *rep);
+/* The container itself, unchanged and without a lineage row: HDF5 to a
+ * file, the stream form to a pipe (so it converts between the two). */
+int lc_export_container(lc_container *in, const char *path, lc_export_report *rep);
 
 /* Name <-> type for the --type values: f32 f16 bf16 q8_0 q4_0 q4_1 q4_k
  * q6_k (case-insensitive).  -1 (message set) for anything else. */

@@ -251,6 +251,22 @@ static int synthetic_tokenizer(lc_tokenizer *tk, int n)
     return rc;
 }
 
+/* Tensor i of block l of a synthetic model: l -1 is tok_embeddings,
+ * n_layers the final norm, n_layers + 1 the untied output. */
+static void synthetic_name(const lc_config *cfg, int l, int i, char *name, size_t n)
+{
+    static const char *const what[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+                                       "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
+    if (l < 0)
+        snprintf(name, n, "tok_embeddings");
+    else if (l == cfg->n_layers)
+        snprintf(name, n, "norm");
+    else if (l > cfg->n_layers)
+        snprintf(name, n, "output");
+    else
+        lc_layer_tensor_name(name, n, l, what[i]);
+}
+
 int lc_import_synthetic_config(uint64_t seed, const lc_config *cfg, lc_dtype dtype, lc_container *out,
                                lc_import_report *rep)
 {
@@ -269,21 +285,31 @@ int lc_import_synthetic_config(uint64_t seed, const lc_config *cfg, lc_dtype dty
     lc_tokenizer_release(&tk);
     uint64_t st = seed;
     double t0 = lc_now();
-    static const char *const what[] = {"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-                                       "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"};
-    /* tok_embeddings, the layers, norm, then output when untied */
+    /* tok_embeddings, the layers, norm, then output when untied; announced
+     * first, so that a pipe gets each tensor as it is made */
+    int nt = 2 + 9 * cfg->n_layers + !cfg->tied_embeddings, at = 0;
+    char **names = rc ? NULL : lc_calloc((size_t)nt, sizeof *names);
+    if (!names)
+        rc = -1;
     for (int l = -1; !rc && l <= cfg->n_layers + !cfg->tied_embeddings; l++) {
         int cnt = l < 0 || l >= cfg->n_layers ? 1 : 9;
         for (int i = 0; !rc && i < cnt; i++) {
             char name[LC_NAME_MAX];
-            if (l < 0)
-                snprintf(name, sizeof name, "tok_embeddings");
-            else if (l == cfg->n_layers)
-                snprintf(name, sizeof name, "norm");
-            else if (l > cfg->n_layers)
-                snprintf(name, sizeof name, "output");
-            else
-                lc_layer_tensor_name(name, sizeof name, l, what[i]);
+            synthetic_name(cfg, l, i, name, sizeof name);
+            if (!(names[at++] = strdup(name)))
+                rc = lc_error("out of memory");
+        }
+    }
+    if (!rc)
+        rc = lc_container_announce(out, names, nt);
+    for (int i = 0; names && i < nt; i++)
+        free(names[i]);
+    free(names);
+    for (int l = -1; !rc && l <= cfg->n_layers + !cfg->tied_embeddings; l++) {
+        int cnt = l < 0 || l >= cfg->n_layers ? 1 : 9;
+        for (int i = 0; !rc && i < cnt; i++) {
+            char name[LC_NAME_MAX];
+            synthetic_name(cfg, l, i, name, sizeof name);
             int nd;
             int64_t sh[2];
             lc_tensor t;

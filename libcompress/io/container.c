@@ -3,6 +3,7 @@
 #include "io/container.h"
 #include "core/tensor.h"
 #include "core/sparse.h"
+#include "io/stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,25 @@ struct lc_container {
     char **names;         /* tensor names in file order */
     int n_names, cap_names;
     int version;          /* format_version read, or written so far */
+    /* a reader of the stream form (a pipe, or a file holding it) */
+    lc_stream *in;
+    int in_fd;            /* owned fd of a stream file, or -1 */
+    lc_rec_loc *locs;     /* per tensor: where its record was kept */
+    int n_read;           /* tensor records taken from the source */
+    int sequential;       /* keep nothing for a second reading */
+    lc_container *cur;    /* the tensor record at hand, opened */
+    int cur_i;
+    lc_container *tail;   /* the TAIL record, once read */
+    uint8_t *src_copy;    /* the source of a stream opened from memory */
+    /* a writer of the stream form (stdout a pipe) */
+    int out_fd;           /* -1: not a stream writer */
+    char **plan;          /* the announced tensors (INDEX), or NULL */
+    int n_plan;
+    int head_sent;
+    uint8_t **held;       /* without an announcement: records held to close */
+    size_t *held_len;
+    int n_held;
+    lc_container *tailw;  /* the TAIL being written (lineage) */
 };
 
 /* ---- HDF5 plumbing -------------------------------------------------------- */
@@ -376,19 +396,37 @@ static int add_name(lc_container *c, const char *name)
     return list_cb(0, name, NULL, c) ? lc_error("out of memory") : 0;
 }
 
+static void free_names(char **v, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
 static void container_free(lc_container *c)
 {
     if (!c)
         return;
+    container_free(c->cur);
+    container_free(c->tail);
+    container_free(c->tailw);
+    lc_stream_close(c->in);
+    if (c->in_fd >= 0)
+        close(c->in_fd);
+    free(c->locs);
+    free(c->src_copy);
+    free_names(c->plan, c->n_plan);
+    for (int i = 0; i < c->n_held; i++)
+        free(c->held[i]);
+    free(c->held);
+    free(c->held_len);
     if (c->tensors >= 0)
         H5Gclose(c->tensors);
     if (c->file >= 0)
         H5Fclose(c->file);
     if (c->res_fd >= 0)
         close(c->res_fd);
-    for (int i = 0; i < c->n_names; i++)
-        free(c->names[i]);
-    free(c->names);
+    free_names(c->names, c->n_names);
     free(c->path);
     free(c->tmp_path);
     free(c->image);
@@ -404,7 +442,8 @@ static lc_container *container_new(const char *path)
         return NULL;
     }
     c->file = c->tensors = -1;
-    c->res_fd = -1;
+    c->res_fd = c->in_fd = c->out_fd = -1;
+    c->cur_i = -1;
     return c;
 }
 
@@ -499,23 +538,15 @@ static int check_truncated(const uint8_t *head, size_t n, uint64_t have, const c
     return 0;
 }
 
-static int open_image(uint8_t *img, size_t len, const char *label, lc_container **out)
+/* Open the HDF5 image img (len bytes, now owned by c) as c's file. */
+static int image_attach(lc_container *c, uint8_t *img, size_t len, const char *label)
 {
-    lc_container *c = container_new(label);
-    if (!c) {
-        free(img);
-        return -1;
-    }
     c->image = img;
     c->image_len = len;
-    if (len < 8 || memcmp(img, "\211HDF\r\n\032\n", 8) != 0) {
-        container_free(c);
+    if (len < 8 || memcmp(img, "\211HDF\r\n\032\n", 8) != 0)
         return lc_error("%s: not an HDF5 file (bad signature)", label);
-    }
-    if (check_truncated(img, len, len, label, 1)) {
-        container_free(c);
+    if (check_truncated(img, len, len, label, 1))
         return -1;
-    }
     /* HDF5 reads our buffer in place (see image_* callbacks); freed after H5Fclose */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5FD_file_image_callbacks_t cb = {image_malloc, image_memcpy, NULL, image_free, image_udata_copy,
@@ -527,18 +558,205 @@ static int open_image(uint8_t *img, size_t len, const char *label, lc_container 
         c->file = H5Fopen(name, H5F_ACC_RDONLY, fapl);
     if (fapl >= 0)
         H5Pclose(fapl);
-    if (c->file < 0) {
-        lc_error("%s: cannot open HDF5 image: %s", label, h5_detail());
-        container_free(c);
+    if (c->file < 0)
+        return lc_error("%s: cannot open HDF5 image: %s", label, h5_detail());
+    return open_common(c);
+}
+
+static int open_image(uint8_t *img, size_t len, const char *label, lc_container **out)
+{
+    lc_container *c = container_new(label);
+    if (!c) {
+        free(img);
         return -1;
     }
-    if (open_common(c)) {
+    if (image_attach(c, img, len, label)) {
         container_free(c);
         return -1;
     }
     *out = c;
     return 0;
 }
+
+/* ---- the stream form, reading (io/stream.h) ------------------------------ */
+
+static int index_of(const lc_container *c, const char *name)
+{
+    for (int i = 0; i < c->n_names; i++)
+        if (strcmp(c->names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+static int valid_name(const char *name);
+
+/* A record that is not the one the stream's order calls for. */
+static int out_of_order(lc_container *c, const lc_rec *r, const char *want)
+{
+    lc_error("%s: stream corrupt at byte %llu: expected %s, found the %s record%s%s%s", c->path,
+             (unsigned long long)r->at, want, lc_rec_kind_name(r->kind), r->name[0] ? " '" : "", r->name,
+             r->name[0] ? "'" : "");
+    free(r->payload);
+    return -1;
+}
+
+/* One part of the stream (a HEAD, TENSOR or TAIL payload) as a container. */
+static int open_part(lc_container *c, uint8_t *img, size_t len, const char *what, lc_container **part)
+{
+    if (open_image(img, len, c->path, part))
+        return lc_error_prefix("%s", what);
+    if ((*part)->version > c->version)
+        c->version = (*part)->version;
+    return 0;
+}
+
+/* The records up to tensor i (kept for a second reading unless sequential);
+ * tensor i's payload through *img unless img is NULL. */
+static int stream_take(lc_container *c, int i, uint8_t **img, size_t *len)
+{
+    while (c->n_read <= i) {
+        lc_rec r;
+        if (lc_stream_next(c->in, &r))
+            return -1;
+        char want[LC_NAME_MAX + 64];
+        snprintf(want, sizeof want, "tensor '%s' (%d of %d)", c->names[c->n_read], c->n_read + 1, c->n_names);
+        if (r.kind != LC_REC_TENSOR || strcmp(r.name, c->names[c->n_read]) != 0)
+            return out_of_order(c, &r, want);
+        if (!c->sequential && lc_stream_keep(c->in, &r)) {
+            free(r.payload);
+            return -1;
+        }
+        c->locs[c->n_read++] = r.loc;
+        if (img && c->n_read > i)
+            *img = r.payload, *len = r.len;
+        else
+            free(r.payload);
+    }
+    return 0;
+}
+
+/* Read the rest: every tensor record, then TAIL and END. */
+static int stream_finish(lc_container *c)
+{
+    if (c->tail)
+        return 0;
+    if (stream_take(c, c->n_names - 1, NULL, NULL))
+        return -1;
+    lc_rec r;
+    if (lc_stream_next(c->in, &r))
+        return -1;
+    if (r.kind != LC_REC_TAIL)
+        return out_of_order(c, &r, "the tail record");
+    lc_container *t;
+    if (open_part(c, r.payload, r.len, "the stream's tail record", &t))
+        return -1;
+    c->version = t->version;
+    c->tail = t;
+    if (lc_stream_next(c->in, &r))
+        return -1;
+    if (r.kind != LC_REC_END)
+        return out_of_order(c, &r, "the end record");
+    free(r.payload);
+    return 0;
+}
+
+/* Make tensor i the record at hand (c->cur). */
+static int stream_load(lc_container *c, int i)
+{
+    if (c->cur_i == i)
+        return 0;
+    uint8_t *img = NULL;
+    size_t len = 0;
+    if (i < c->n_read) {
+        if (c->locs[i].off < 0)
+            return lc_error("%s: tensor '%s' came earlier in the stream and was not kept (read from a file to visit "
+                            "tensors out of order)", c->path, c->names[i]);
+        if (lc_stream_fetch(c->in, &c->locs[i], &img, &len))
+            return -1;
+    } else if (stream_take(c, i, &img, &len)) {
+        return -1;
+    }
+    container_free(c->cur);
+    c->cur = NULL, c->cur_i = -1;
+    char what[LC_NAME_MAX + 32];
+    snprintf(what, sizeof what, "tensor record '%s'", c->names[i]);
+    if (open_part(c, img, len, what, &c->cur))
+        return -1;
+    if (c->cur->n_names != 1 || strcmp(c->cur->names[0], c->names[i]) != 0)
+        return lc_error("%s: stream corrupt: the %s holds %d tensor%s, not the tensor '%s' alone", c->path, what,
+                        c->cur->n_names, c->cur->n_names == 1 ? "" : "s", c->names[i]);
+    c->cur_i = i;
+    /* the last tensor: check the rest now, so that every reader of the whole
+     * model notices a stream cut short */
+    return i == c->n_names - 1 ? stream_finish(c) : 0;
+}
+
+/* HEAD and INDEX; then tensors are read as they are asked for. */
+static int stream_start(lc_container *c)
+{
+    lc_rec r;
+    if (lc_stream_next(c->in, &r))
+        return -1;
+    if (r.kind != LC_REC_HEAD)
+        return out_of_order(c, &r, "the head record");
+    if (image_attach(c, r.payload, r.len, c->path))
+        return lc_error_prefix("the stream's head record");
+    if (c->n_names)
+        return lc_error("%s: stream corrupt: its head record holds tensors", c->path);
+    if (lc_stream_next(c->in, &r))
+        return -1;
+    if (r.kind != LC_REC_INDEX)
+        return out_of_order(c, &r, "the index record");
+    int rc = 0;
+    for (size_t a = 0; !rc && a < r.len;) {
+        size_t b = a;
+        while (b < r.len && r.payload[b] != '\n')
+            b++;
+        char nm[LC_NAME_MAX], shown[80];
+        if (b - a >= LC_NAME_MAX || memchr(r.payload + a, 0, b - a)) {
+            rc = lc_error("%s: stream corrupt: a bad tensor name in the index ('%s')", c->path,
+                          lc_printable(r.payload + a, b - a, shown, sizeof shown));
+            break;
+        }
+        memcpy(nm, r.payload + a, b - a);
+        nm[b - a] = 0;
+        if (!valid_name(nm))
+            rc = lc_error("%s: stream corrupt: invalid tensor name '%s' in the index", c->path,
+                          lc_printable(nm, b - a, shown, sizeof shown));
+        else if (index_of(c, nm) >= 0)
+            rc = lc_error("%s: stream corrupt: tensor '%s' twice in the index", c->path, nm);
+        else
+            rc = add_name(c, nm);
+        a = b + 1;
+    }
+    free(r.payload);
+    if (rc)
+        return -1;
+    if (!(c->locs = calloc((size_t)c->n_names + 1, sizeof *c->locs)))
+        return lc_error("out of memory");
+    return c->n_names == 0 ? stream_finish(c) : 0;
+}
+
+static int open_stream(int fd, int own_fd, const uint8_t *mem, size_t len, const uint8_t *pre, size_t npre,
+                       const char *label, lc_container **out)
+{
+    lc_container *c = container_new(label);
+    if (!c) {
+        if (own_fd)
+            close(fd);
+        return -1;
+    }
+    if (own_fd)
+        c->in_fd = fd;
+    if (lc_stream_open(fd, mem, len, pre, npre, label, &c->in) || stream_start(c)) {
+        container_free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
+
+void lc_container_sequential(lc_container *c) { c->sequential = 1; }
 
 int lc_container_open_memory(const void *buf, size_t len, const char *label, lc_container **out)
 {
@@ -549,7 +767,62 @@ int lc_container_open_memory(const void *buf, size_t len, const char *label, lc_
     if (!img)
         return -1;
     memcpy(img, buf, len);
+    if (len >= 8 && memcmp(img, LC_STREAM_MAGIC, 8) == 0) {
+        if (open_stream(-1, 0, img, len, NULL, 0, label, out)) {
+            free(img);
+            return -1;
+        }
+        (*out)->src_copy = img;
+        return 0;
+    }
     return open_image(img, len, label, out);
+}
+
+/* Up to n bytes from fd (fewer at its end). */
+static int read_some(int fd, uint8_t *p, size_t n, size_t *got, const char *label)
+{
+    size_t k = 0;
+    while (k < n) {
+        ssize_t r = read(fd, p + k, n - k);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            return lc_error("cannot read %s: %s", label, strerror(errno));
+        if (r == 0)
+            break;
+        k += (size_t)r;
+    }
+    *got = k;
+    return 0;
+}
+
+/* All of fd, after the npre bytes already read into pre. */
+static int read_rest(int fd, const uint8_t *pre, size_t npre, uint8_t **out, size_t *len)
+{
+    size_t cap = 1 << 20, n = npre, got;
+    uint8_t *b = lc_malloc(cap);
+    if (!b)
+        return -1;
+    memcpy(b, pre, npre);
+    for (;;) {
+        if (n == cap) {
+            uint8_t *nb = cap > SIZE_MAX / 2 ? NULL : realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                return lc_error("out of memory reading stdin");
+            }
+            b = nb, cap *= 2;
+        }
+        if (read_some(fd, b + n, cap - n, &got, "stdin")) {
+            free(b);
+            return -1;
+        }
+        n += got;
+        if (n < cap)
+            break;
+    }
+    *out = b, *len = n;
+    return 0;
 }
 
 int lc_container_open(const char *path, lc_container **out)
@@ -560,9 +833,14 @@ int lc_container_open(const char *path, lc_container **out)
     if (strcmp(path, "-") == 0) {
         if (isatty(STDIN_FILENO))
             return lc_error("no input: stdin is a terminal (give a container path or pipe one in)");
-        uint8_t *buf;
-        size_t len;
-        if (lc_read_file("-", 0, &buf, &len))
+        /* the stream form is read as it comes; an HDF5 image whole */
+        uint8_t pre[8], *buf = NULL;
+        size_t np, len = 0;
+        if (read_some(STDIN_FILENO, pre, sizeof pre, &np, "stdin"))
+            return -1;
+        if (np == 8 && memcmp(pre, LC_STREAM_MAGIC, 8) == 0)
+            return open_stream(STDIN_FILENO, 0, NULL, 0, pre, np, "<stdin>", out);
+        if (read_rest(STDIN_FILENO, pre, np, &buf, &len))
             return -1;
         if (len == 0) {
             free(buf);
@@ -580,6 +858,12 @@ int lc_container_open(const char *path, lc_container **out)
     size_t hn = hf ? fread(head, 1, sizeof head, hf) : 0;
     if (hf)
         fclose(hf);
+    if (hn >= 8 && memcmp(head, LC_STREAM_MAGIC, 8) == 0) { /* a stream saved to a file */
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return lc_error("cannot open '%s': %s", path, strerror(errno));
+        return open_stream(fd, 1, NULL, 0, NULL, 0, path, out);
+    }
     if (check_truncated(head, hn, (uint64_t)st.st_size, path, 0))
         return -1;
     if (H5Fis_hdf5(path) <= 0) {
@@ -603,7 +887,8 @@ int lc_container_open(const char *path, lc_container **out)
     return 0;
 }
 
-int lc_container_create(const char *path, lc_container **out)
+/* A writer; an in-memory one (path NULL) grows its image by incr bytes. */
+static int create_with(const char *path, size_t incr, lc_container **out)
 {
     *out = NULL;
     if (h5_init())
@@ -619,7 +904,7 @@ int lc_container_create(const char *path, lc_container **out)
     char name[64];
     if (!path) {
         c->in_memory = 1;
-        H5Pset_fapl_core(fapl, 1 << 20, 0);
+        H5Pset_fapl_core(fapl, incr, 0);
         snprintf(name, sizeof name, "lc-mem-%p", (void *)c);
         fname = name;
     } else if (strcmp(path, "-") == 0) {
@@ -628,8 +913,17 @@ int lc_container_create(const char *path, lc_container **out)
             container_free(c);
             return lc_error("refusing to write a binary container to a terminal (use -o FILE or a pipe)");
         }
-        c->to_stdout = 1;
-        H5Pset_fapl_core(fapl, 1 << 24, 0);
+        /* a pipe carries the stream form; a file (stdout redirected) is HDF5
+         * like every other file, as is a pipe with LC_PIPE_FORMAT=hdf5 */
+        struct stat st;
+        const char *pf = getenv("LC_PIPE_FORMAT");
+        if ((fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode)) || (pf && strcmp(pf, "hdf5") == 0)) {
+            c->to_stdout = 1;
+            H5Pset_fapl_core(fapl, 1 << 24, 0);
+        } else {
+            c->out_fd = STDOUT_FILENO; /* the head's image only */
+            H5Pset_fapl_core(fapl, 1 << 16, 0);
+        }
         snprintf(name, sizeof name, "lc-out-%p", (void *)c);
         fname = name;
     } else {
@@ -668,6 +962,150 @@ int lc_container_create(const char *path, lc_container **out)
     c->version = 1;
     *out = c;
     return 0;
+}
+
+int lc_container_create(const char *path, lc_container **out) { return create_with(path, 1 << 20, out); }
+
+int lc_container_create_stream(int fd, const char *label, lc_container **out)
+{
+    if (create_with(NULL, 1 << 16, out))
+        return -1;
+    lc_container *c = *out;
+    char *p = strdup(label);
+    if (!p) {
+        container_free(c);
+        *out = NULL;
+        return lc_error("out of memory");
+    }
+    free(c->path);
+    c->path = p;
+    c->in_memory = 0;
+    c->out_fd = fd;
+    return 0;
+}
+
+/* ---- the stream form, writing --------------------------------------------- */
+
+static const char *out_label(const lc_container *c) { return c->out_fd == STDOUT_FILENO ? "stdout" : c->path; }
+
+static int join_names(char *const *v, int n, uint8_t **out, size_t *len)
+{
+    size_t k = 0;
+    for (int i = 0; i < n; i++)
+        k += strlen(v[i]) + 1;
+    uint8_t *b = lc_malloc(k + 1);
+    if (!b)
+        return -1;
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(v[i]);
+        memcpy(b + at, v[i], l);
+        at += l;
+        if (i + 1 < n)
+            b[at++] = '\n';
+    }
+    *out = b, *len = at;
+    return 0;
+}
+
+/* The stream header, HEAD (what was written to c->file) and INDEX. */
+static int stream_send_head(lc_container *c, char *const *names, int n)
+{
+    uint8_t *img = NULL, *idx = NULL;
+    size_t len = 0, ilen = 0;
+    ssize_t sz = -1;
+    if (H5Fflush(c->file, H5F_SCOPE_GLOBAL) >= 0)
+        sz = H5Fget_file_image(c->file, NULL, 0);
+    if (sz <= 0 || !(img = lc_malloc((size_t)sz)) || H5Fget_file_image(c->file, img, (size_t)sz) != sz) {
+        free(img);
+        return lc_error("cannot build the stream's head: %s", h5_detail());
+    }
+    len = (size_t)sz;
+    int rc = join_names(names, n, &idx, &ilen) || lc_stream_put_magic(c->out_fd, out_label(c)) ||
+             lc_stream_put(c->out_fd, LC_REC_HEAD, NULL, img, len, out_label(c)) ||
+             lc_stream_put(c->out_fd, LC_REC_INDEX, NULL, idx, ilen, out_label(c));
+    free(img);
+    free(idx);
+    c->head_sent = 1;
+    return rc ? -1 : 0;
+}
+
+int lc_container_announce(lc_container *c, char *const *names, int n)
+{
+    if (!c->writing || c->out_fd < 0 || c->plan || c->n_names)
+        return 0; /* only a stream writer that has written nothing uses it */
+    if (!(c->plan = calloc((size_t)n + 1, sizeof *c->plan)))
+        return lc_error("out of memory");
+    for (int i = 0; i < n; i++)
+        if (!(c->plan[c->n_plan++] = strdup(names[i])))
+            return lc_error("out of memory");
+    return 0;
+}
+
+/* One tensor as its own HDF5 image: sent at once when the tensors were
+ * announced, else held until close. */
+static int stream_put_tensor(lc_container *c, const lc_tensor *t)
+{
+    if (c->plan && (c->n_names >= c->n_plan || strcmp(c->plan[c->n_names], t->name) != 0))
+        return lc_error("%s: tensor '%s' is not the one announced next (%s)", c->path, t->name,
+                        c->n_names < c->n_plan ? c->plan[c->n_names] : "none: all were written");
+    if (c->plan && !c->head_sent && stream_send_head(c, c->plan, c->n_plan))
+        return -1;
+    lc_container *w;
+    uint8_t *img = NULL;
+    size_t len = 0;
+    if (create_with(NULL, lc_tensor_stored_bytes(t) + (1 << 16), &w))
+        return -1;
+    int rc = lc_container_write_tensor(w, t) || lc_container_memory_image(w, &img, &len) ? -1 : 0;
+    if (!rc && w->version > c->version)
+        c->version = w->version;
+    lc_container_close(w);
+    if (rc)
+        return -1;
+    if (c->plan) {
+        rc = lc_stream_put(c->out_fd, LC_REC_TENSOR, t->name, img, len, out_label(c));
+        free(img);
+        return rc;
+    }
+    uint8_t **h = realloc(c->held, (size_t)(c->n_held + 1) * sizeof *h);
+    size_t *hl = h ? realloc(c->held_len, (size_t)(c->n_held + 1) * sizeof *hl) : NULL;
+    if (h)
+        c->held = h;
+    if (!h || !hl) {
+        free(img);
+        return lc_error("out of memory");
+    }
+    c->held_len = hl;
+    c->held[c->n_held] = img, c->held_len[c->n_held++] = len;
+    return 0;
+}
+
+/* The writer's TAIL (created on first use: the lineage goes there). */
+static int stream_tail(lc_container *c)
+{
+    return c->tailw ? 0 : create_with(NULL, 1 << 16, &c->tailw);
+}
+
+static int need_version(lc_container *c, int v);
+
+/* Whatever was not sent yet, TAIL and END. */
+static int stream_close(lc_container *c)
+{
+    if (c->plan && c->n_names != c->n_plan)
+        return lc_error("%s: %d of the %d announced tensors were written", c->path, c->n_names, c->n_plan);
+    if (!c->head_sent && stream_send_head(c, c->names, c->n_names))
+        return -1;
+    for (int i = 0; i < c->n_held; i++)
+        if (lc_stream_put(c->out_fd, LC_REC_TENSOR, c->names[i], c->held[i], c->held_len[i], out_label(c)))
+            return -1;
+    uint8_t *img = NULL;
+    size_t len = 0;
+    if (stream_tail(c) || need_version(c->tailw, c->version) || lc_container_memory_image(c->tailw, &img, &len))
+        return -1;
+    int rc = lc_stream_put(c->out_fd, LC_REC_TAIL, NULL, img, len, out_label(c)) ||
+             lc_stream_put(c->out_fd, LC_REC_END, NULL, NULL, 0, out_label(c));
+    free(img);
+    return rc ? -1 : 0;
 }
 
 /* HDF5 (1.10) can crash when a write fails inside it, and it loses the
@@ -734,6 +1172,11 @@ int lc_container_close(lc_container *c)
     if (c->in_memory) {
         container_free(c);
         return 0;
+    }
+    if (c->out_fd >= 0) {
+        rc = stream_close(c);
+        container_free(c);
+        return rc;
     }
     if (H5Gclose(c->tensors) < 0)
         rc = lc_error("%s: cannot finish /tensors: %s", c->path, h5_detail());
@@ -811,7 +1254,9 @@ int lc_container_format_version(const lc_container *c) { return c->version; }
 const char *lc_container_digest(lc_container *c)
 {
     if (!c->digest[0]) {
-        if (c->image)
+        if (c->in)
+            snprintf(c->digest, sizeof c->digest, "%s", stream_finish(c) ? "unknown" : lc_stream_digest(c->in));
+        else if (c->image)
             snprintf(c->digest, sizeof c->digest, "%016llx",
                      (unsigned long long)lc_hash_bytes(c->image, c->image_len));
         else if (!c->writing && lc_hash_file(c->path, c->digest))
@@ -995,6 +1440,10 @@ static int copy_object(lc_container *src, lc_container *dst, const char *name, i
 
 int lc_container_copy_header(lc_container *src, lc_container *dst)
 {
+    /* a stream writer announces the source's tensors: the usual tool writes
+     * them again, in order */
+    if (lc_container_announce(dst, src->names, src->n_names))
+        return -1;
     return copy_object(src, dst, "config", 1) || copy_object(src, dst, "tokenizer", 1) ||
                    copy_object(src, dst, "calib", 0)
                ? -1
@@ -1244,8 +1693,6 @@ static int read_sparse_data(hid_t g, lc_tensor *t, const char *ctx)
 
 static int write_body(hid_t g, const lc_tensor *t, const char *ctx);
 static int write_factor(hid_t g, const char *name, const lc_tensor *f, const char *ctx);
-static int need_version(lc_container *c, int v);
-
 int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
 {
     if (!valid_name(t->name))
@@ -1254,6 +1701,8 @@ int lc_container_write_tensor(lc_container *c, const lc_tensor *t)
         return lc_error_prefix("%s", c->path);
     if (lc_container_has_tensor(c, t->name))
         return lc_error("%s: duplicate tensor '%s'", c->path, t->name);
+    if (c->out_fd >= 0)
+        return stream_put_tensor(c, t) || add_name(c, t->name) ? -1 : 0;
     char ctx[LC_NAME_MAX + 600];
     snprintf(ctx, sizeof ctx, "tensor '%s'", t->name);
     if (reserve(c, lc_tensor_stored_bytes(t), ctx))
@@ -1408,8 +1857,20 @@ static hid_t open_tensor(lc_container *c, const char *name, lc_tensor *t, char *
 static int read_tree(lc_container *c, hid_t g, lc_tensor *t, const char *ctx, int data);
 static int read_body(hid_t g, lc_tensor *t, const char *ctx);
 
+/* A stream reader answers from the tensor's own record. */
+static int stream_tensor(lc_container *c, const char *name, lc_tensor *t)
+{
+    memset(t, 0, sizeof *t);
+    int i = index_of(c, name);
+    if (i < 0)
+        return lc_error("%s: tensor '%s': no such tensor", c->path, name);
+    return stream_load(c, i);
+}
+
 int lc_container_tensor_info(lc_container *c, const char *name, lc_tensor *t)
 {
+    if (c->in)
+        return stream_tensor(c, name, t) ? -1 : lc_container_tensor_info(c->cur, name, t);
     char ctx[LC_NAME_MAX + 600];
     hid_t g = open_tensor(c, name, t, ctx, sizeof ctx);
     if (g < 0)
@@ -1423,6 +1884,8 @@ int lc_container_tensor_info(lc_container *c, const char *name, lc_tensor *t)
 
 int lc_container_read_tensor(lc_container *c, const char *name, lc_tensor *t)
 {
+    if (c->in)
+        return stream_tensor(c, name, t) ? -1 : lc_container_read_tensor(c->cur, name, t);
     char ctx[LC_NAME_MAX + 600];
     hid_t g = open_tensor(c, name, t, ctx, sizeof ctx);
     if (g < 0)
@@ -1584,6 +2047,8 @@ int lc_container_read_lineage(lc_container *c, lc_lineage_row **rows, size_t *n)
 {
     *rows = NULL;
     *n = 0;
+    if (c->in)
+        return stream_finish(c) ? -1 : lc_container_read_lineage(c->tail, rows, n);
     if (H5Lexists(c->file, "lineage", H5P_DEFAULT) <= 0)
         return 0;
     char ctx[600];
@@ -1673,6 +2138,34 @@ char *lc_argv_join(int argc, char **argv)
     return s;
 }
 
+/* The n rows as dst's /lineage (a stream writer's goes to its TAIL). */
+static int write_lineage(lc_container *dst, const lc_lineage_row *rows, size_t n)
+{
+    if (dst->out_fd >= 0 && stream_tail(dst))
+        return -1;
+    hid_t t = lineage_type();
+    hsize_t dims = n;
+    int rc = dset_write(dst->out_fd >= 0 ? dst->tailw->file : dst->file, "lineage", t, t, 1, &dims, rows, dst->path);
+    H5Tclose(t);
+    return rc;
+}
+
+int lc_container_copy_all(lc_container *src, lc_container *dst)
+{
+    lc_lineage_row *rows = NULL;
+    size_t n = 0;
+    if (lc_container_copy_header(src, dst))
+        return -1;
+    for (int i = 0; i < src->n_names; i++)
+        if (lc_container_copy_tensor(src, dst, src->names[i]))
+            return -1;
+    if (lc_container_read_lineage(src, &rows, &n))
+        return -1;
+    int rc = n ? write_lineage(dst, rows, n) : 0;
+    lc_lineage_free(rows, n);
+    return rc;
+}
+
 int lc_container_add_lineage(lc_container *dst, lc_container *src, const char *tool, int argc, char **argv,
                              const char *input_digest, const char *note)
 {
@@ -1711,10 +2204,7 @@ int lc_container_add_lineage(lc_container *dst, lc_container *src, const char *t
     if (!r->tool || !r->version || !r->args || !r->input || !r->time || !r->note) {
         lc_error("out of memory");
     } else {
-        hid_t t = lineage_type();
-        hsize_t dims = n;
-        rc = dset_write(dst->file, "lineage", t, t, 1, &dims, all, dst->path);
-        H5Tclose(t);
+        rc = write_lineage(dst, all, n);
     }
     lc_lineage_free(all, n);
     return rc;

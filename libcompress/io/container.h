@@ -2,10 +2,18 @@
  * The libcompress container (HDF5), versions 1 and 2.  The layout is specified in
  * docs/FORMAT.md; this is the only code that touches HDF5 directly.
  *
- * Paths: "-" means stdin (open) or stdout (create).  Through a pipe the whole
- * file is buffered in memory (HDF5 cannot stream): open reads stdin into a
- * file image, create builds the file in a core-driver image that close()
- * writes to stdout.  With a path, tensors are read one at a time and the
+ * Paths: "-" means stdin (open) or stdout (create).  A pipe carries the
+ * stream form (io/stream.h): HEAD, INDEX, one record per tensor, TAIL, END,
+ * each part a small HDF5 image.  A writer sends each tensor as it is written
+ * once the tensors are announced (lc_container_announce; copy_header
+ * announces the source's), and otherwise holds them until close.  A reader
+ * takes tensor records as they are asked for and keeps each one it passes
+ * for a second reading: a file that holds the stream is read again where it
+ * lies, a pipe's records go to an unlinked temporary file in $TMPDIR, and a
+ * sequential reader (lc_container_sequential) keeps none.  So a tool holds
+ * one tensor of a piped model at a time.  Stdin that holds an HDF5 file, and
+ * stdout that is a file (or a pipe with LC_PIPE_FORMAT=hdf5), are whole HDF5
+ * images in memory.  With a path, tensors are read one at a time and the
  * output is written to "PATH.tmp-PID" and renamed on a successful close, so
  * a failed run never leaves a partial or clobbered file.
  *
@@ -40,6 +48,9 @@ int lc_container_open(const char *path, lc_container **out);
 int lc_container_open_memory(const void *buf, size_t len, const char *label, lc_container **out);
 /* Create for writing ("-" = stdout image). */
 int lc_container_create(const char *path, lc_container **out);
+/* Create a writer of the stream form onto fd (not closed; label names it in
+ * messages), as "-" does for stdout when it is a pipe. */
+int lc_container_create_stream(int fd, const char *label, lc_container **out);
 /* Create a writer in memory only (tests, fuzzing); close() discards it. */
 int lc_container_create_memory(lc_container **out);
 /* Image of an in-memory writer so far (malloc'd copy). */
@@ -76,6 +87,15 @@ int lc_container_write_tensor(lc_container *c, const lc_tensor *t);
 /* Copy a tensor group without decoding (H5Ocopy). */
 int lc_container_copy_tensor(lc_container *src, lc_container *dst, const char *name);
 
+/* A writer about to write exactly these tensors in this order: a stream
+ * writer then sends each as it comes.  Ignored by other writers, and once a
+ * tensor is written.  Writing another tensor, or fewer, is then an error. */
+int lc_container_announce(lc_container *c, char *const *names, int n);
+/* A reader whose caller visits each tensor once, in file order: a stream
+ * reader then keeps no record for a second reading (going back is an
+ * error).  No effect on a file. */
+void lc_container_sequential(lc_container *c);
+
 /* Lineage: one row per tool applied. */
 typedef struct lc_lineage_row {
     char *tool;      /* "lc-import" */
@@ -92,6 +112,10 @@ void lc_lineage_free(lc_lineage_row *rows, size_t n);
  * input_digest may be NULL (then src's digest is used). */
 int lc_container_add_lineage(lc_container *dst, lc_container *src, const char *tool,
                              int argc, char **argv, const char *input_digest, const char *note);
+
+/* Copy everything (header, tensors in order, lineage) unchanged: the
+ * conversion between a file and the stream form. */
+int lc_container_copy_all(lc_container *src, lc_container *dst);
 
 /* Quote argv into one string (malloc'd). */
 char *lc_argv_join(int argc, char **argv);
