@@ -66,6 +66,8 @@ static int run(const struct opts *o)
     size_t len = 0;
     if (lc_container_open(o->input, &c))
         return -1;
+    if (!o->check) /* one pass over the tensors: a piped stream is kept nowhere */
+        lc_container_sequential(c);
     FILE *f = open_memstream(&buf, &len);
     int rc = f ? 0 : lc_error("out of memory");
     if (!rc && o->digest) {

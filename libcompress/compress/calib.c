@@ -197,7 +197,7 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
         a.st.n = (int64_t)rows;
         /* pass 1: statistics of the (still uncompressed) layer's inputs, with
          * f32 copies of its weights as in pass 2 */
-        if (swap_f32(m, l, saved))
+        if ((o->layer_begin && o->layer_begin(ud, m, l)) || swap_f32(m, l, saved))
             goto out;
         a.whole = o->independent;
         for (int i = 0; i < ns; i++) {
@@ -229,6 +229,8 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
         if (!o->independent && l + 1 < c->n_layers &&
             (swap_f32(m, l, saved) || (pass2(m, s, l, X, ns, L, dim) | restore(m, saved))))
             goto out;
+        if (o->layer_end && o->layer_end(ud, m, l))
+            goto out;
         if (o->progress)
             lc_log("calibration: layer %d/%d done (%.1f s, %.1f s total)\n", l + 1, c->n_layers, lc_now() - tl,
                    lc_now() - t0);
@@ -243,4 +245,54 @@ out:
     free(ids), free(tok), free(X), free(Xc), free(win);
     lc_text_release(&txt);
     return rc;
+}
+
+/* ---- the emitter ---------------------------------------------------------- */
+
+int lc_emitter_init(lc_emitter *e, lc_container *in, int n_layers, int (*fn)(void *ud, int i), void *ud)
+{
+    memset(e, 0, sizeof *e);
+    e->in = in, e->n = lc_container_n_tensors(in), e->n_layers = n_layers, e->fn = fn, e->ud = ud;
+    if (!(e->layer_of = lc_calloc((size_t)e->n + 1, sizeof *e->layer_of)) ||
+        !(e->last_of = lc_calloc((size_t)n_layers + 1, sizeof *e->last_of)))
+        return -1;
+    for (int l = 0; l < n_layers; l++)
+        e->last_of[l] = -1;
+    int seen = 0;
+    for (int i = 0; i < e->n; i++) {
+        int l;
+        if (sscanf(lc_container_tensor_name(in, i), "layers.%d.", &l) == 1 && l >= 0 && l < n_layers)
+            e->layer_of[i] = l, e->last_of[l] = i, seen = 1;
+        else
+            e->layer_of[i] = seen ? n_layers : -1;
+    }
+    return 0;
+}
+
+int lc_emitter_upto(lc_emitter *e, int i)
+{
+    while (e->next < e->n && e->next <= i)
+        if (e->fn(e->ud, e->next++))
+            return -1;
+    return 0;
+}
+
+int lc_emitter_layer(lc_emitter *e, int l)
+{
+    while (e->next < e->n && e->layer_of[e->next] <= l)
+        if (e->fn(e->ud, e->next++))
+            return -1;
+    return 0;
+}
+
+int lc_emitter_layer_out(const lc_emitter *e, int l)
+{
+    return l >= 0 && l < e->n_layers && e->next > e->last_of[l];
+}
+
+void lc_emitter_release(lc_emitter *e)
+{
+    free(e->layer_of);
+    free(e->last_of);
+    memset(e, 0, sizeof *e);
 }

@@ -31,6 +31,11 @@ typedef struct lc_calib_opts {
     int independent;    /* 1: every layer's statistics come from the *uncompressed* model (one
                          * pass per layer: the layer's input is the original model's, as
                          * SVD-LLM's whitening profiles it); 0 (default): sequential */
+    /* optional, called with the run's ud: before a layer's first pass (a lazy
+     * model loads the layer there, lc_model_load_layer) and after its last
+     * (the tool writes the layer's tensors and drops them) */
+    int (*layer_begin)(void *ud, lc_model *m, int layer);
+    int (*layer_end)(void *ud, lc_model *m, int layer);
 } lc_calib_opts;
 
 void lc_calib_opts_default(lc_calib_opts *o);
@@ -69,6 +74,37 @@ typedef struct lc_calib_report {
  * non-overlapping windows. */
 int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer_fn fn, void *ud,
                  lc_calib_report *rep);
+
+/* ---- output as soon as it is final ------------------------------------------
+ * A compressor writes its input's tensors in input order (the order its
+ * output stream announced, io/container.h), each as soon as it is final:
+ * after the calibration of its layer, or at once when it needs none.  So a
+ * piped output streams and the tool holds one layer.
+ *
+ *     lc_emitter e;  lc_emitter_init(&e, in, n_layers, write_one, ctx);
+ *     ... in the calibration's layer_end: lc_emitter_layer(&e, l), and drop
+ *         the layer when lc_emitter_layer_out(&e, l);
+ *     lc_emitter_upto(&e, n - 1);   // the rest
+ *     lc_emitter_release(&e);
+ * write_one(ctx, i) writes input tensor i. */
+typedef struct lc_emitter {
+    lc_container *in;
+    int n, next;      /* input tensors; the next to write */
+    int n_layers;
+    int *layer_of;    /* per input tensor: its layer; -1 before the layers, n_layers after */
+    int *last_of;     /* per layer: its last input tensor (-1: none) */
+    int (*fn)(void *ud, int i);
+    void *ud;
+} lc_emitter;
+
+int lc_emitter_init(lc_emitter *e, lc_container *in, int n_layers, int (*fn)(void *ud, int i), void *ud);
+/* Write up to input tensor i. */
+int lc_emitter_upto(lc_emitter *e, int i);
+/* Write up to the first tensor of a layer after l. */
+int lc_emitter_layer(lc_emitter *e, int l);
+/* Whether every tensor of layer l was written. */
+int lc_emitter_layer_out(const lc_emitter *e, int l);
+void lc_emitter_release(lc_emitter *e);
 
 /* k distinct indices from [0, n), sorted, chosen with GSL's MT19937 seeded
  * by seed (the same seed gives the same windows). */

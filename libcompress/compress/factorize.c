@@ -43,6 +43,10 @@ typedef struct fctx {
     int spectra;             /* allocation, first pass: only the spectra */
     double **s2;             /* allocation: each tensor's spectrum, by container index */
     int *rank_of;            /* allocation: the chosen rank, by container index (0 = none) */
+    lc_container *out;
+    lc_model *m;             /* the calibrated model (whiten, asvd) */
+    int lazy;                /* m holds one layer: each goes out once factored */
+    lc_emitter em;           /* the output, in input order */
 } fctx;
 
 static int tensor_index(lc_container *c, const char *name)
@@ -352,6 +356,47 @@ static int check_ancestor(lc_container *in, lc_container *ref)
     return 0;
 }
 
+/* Input tensor i, final: a copy, a compensated or factored tensor. */
+static int output_one(void *ud, int i)
+{
+    fctx *f = ud;
+    const char *name = lc_container_tensor_name(f->in, i);
+    if (!selected(f->o, name))
+        return lc_container_copy_tensor(f->in, f->out, name);
+    if (f->o->compensate)
+        return f->comp[i].ndim ? lc_container_write_tensor(f->out, &f->comp[i]) : lc_error("%s: not compensated", name);
+    if (f->m) {
+        const lc_tensor *mt = lc_model_tensor(f->m, name);
+        return mt ? lc_container_write_tensor(f->out, mt) : lc_error("%s: not loaded", name);
+    }
+    lc_tensor t, lr;
+    if (lc_container_read_tensor(f->in, name, &t))
+        return -1;
+    int rc = factor_one(f, name, &t, NULL, NULL, &lr) || lc_container_write_tensor(f->out, &lr) ? -1 : 0;
+    lc_tensor_release(&t);
+    lc_tensor_release(&lr);
+    return rc;
+}
+
+/* The calibration's layer hooks for a lazy model (calib.h). */
+static int layer_begin(void *ud, lc_model *m, int l)
+{
+    fctx *f = ud;
+    return f->lazy ? lc_model_load_layer(m, f->in, l) : 0;
+}
+
+static int layer_end(void *ud, lc_model *m, int l)
+{
+    fctx *f = ud;
+    if (!f->lazy)
+        return 0;
+    if (lc_emitter_layer(&f->em, l))
+        return -1;
+    if (lc_emitter_layer_out(&f->em, l))
+        lc_model_drop_layer(m, l);
+    return 0;
+}
+
 int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_opts *o, char *note, size_t nn)
 {
     lc_config cfg;
@@ -383,42 +428,32 @@ int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_o
     int calib = o->p.method != LC_LR_SVD || o->compensate, rc = -1;
     if (o->compensate && !(f.comp = lc_calloc((size_t)n, sizeof *f.comp)))
         goto out;
-    f.in = in;
+    f.in = in, f.out = out;
+    if (lc_emitter_init(&f.em, in, cfg.n_layers, output_one, &f))
+        goto out;
     if (calib) {
+        /* one layer at a time, except where the calibration runs twice
+         * (allocation) or on another model (compensation) */
         lc_container *src = o->compensate ? o->reference : in;
-        if (lc_container_read_tokenizer(src, &tk) || lc_model_load(src, &o->model, &m))
+        lc_model_opts mo = o->model;
+        f.lazy = mo.lazy_layers = !o->compensate && !(o->target_bpw > 0 || o->budget > 0);
+        if (lc_container_read_tokenizer(src, &tk) || lc_model_load(src, &mo, &m))
             goto out;
+        f.m = o->compensate ? NULL : m;
     }
     if ((o->target_bpw > 0 || o->budget > 0) && allocate(&f, in, m, &tk, &cr))
         goto out;
     if (calib) {
         lc_log("lc-lowrank: calibrating on '%s' (%d x %d tokens)\n", o->calib.text, o->calib.nsamples, o->calib.seqlen);
-        if (lc_calib_run(m, &tk, &o->calib, layer_cb, &f, &cr))
+        lc_calib_opts co = o->calib;
+        co.layer_begin = layer_begin, co.layer_end = layer_end;
+        if (lc_calib_run(m, &tk, &co, layer_cb, &f, &cr))
             goto out;
         lc_log("lc-lowrank: calibration text %s (xxh64 %s): %lld tokens used of %lld, %.1f s\n", cr.text_name,
                cr.text_digest, (long long)cr.tokens_used, (long long)cr.text_tokens, cr.seconds);
     }
-    for (int i = 0; i < n; i++) {
-        const char *name = lc_container_tensor_name(in, i);
-        int r2;
-        if (!selected(o, name)) {
-            r2 = lc_container_copy_tensor(in, out, name);
-        } else if (o->compensate) {
-            r2 = f.comp[i].ndim ? lc_container_write_tensor(out, &f.comp[i]) : lc_error("%s: not compensated", name);
-        } else if (calib) {
-            const lc_tensor *mt = lc_model_tensor(m, name);
-            r2 = mt ? lc_container_write_tensor(out, mt) : lc_error("%s: not loaded", name);
-        } else {
-            lc_tensor t, lr;
-            if (lc_container_read_tensor(in, name, &t))
-                goto out;
-            r2 = factor_one(&f, name, &t, NULL, NULL, &lr) || lc_container_write_tensor(out, &lr);
-            lc_tensor_release(&t);
-            lc_tensor_release(&lr);
-        }
-        if (r2)
-            goto out;
-    }
+    if (lc_emitter_upto(&f.em, n - 1))
+        goto out;
     static const char *const mname[] = {"svd", "whiten (SVD-LLM)", "asvd"};
     char rule[96];
     if (o->p.rank > 0)
@@ -464,6 +499,7 @@ out:
     free(f.rank_of);
     free(f.comp);
     free(f.ranks);
+    lc_emitter_release(&f.em);
     lc_tokenizer_release(&tk);
     lc_model_free(m);
     return rc;

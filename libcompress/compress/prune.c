@@ -648,10 +648,13 @@ static float *tensor_f32(const lc_tensor *t)
 
 typedef struct pctx {
     const lc_prune_opts *o;
-    lc_container *in;
+    lc_container *in, *out;
     int n_sel;
     char **names;          /* selected tensors, file order */
-    lc_tensor *res;        /* their results, filled as pruned */
+    int *sel_at;           /* their input indices */
+    int *sel_of;           /* per input tensor: its selection index, or -1 */
+    lc_tensor *res;        /* their results, filled as pruned, released once written */
+    lc_emitter em;         /* the output, written as soon as each tensor is final */
     lc_prune_report *rep;
     float *gthr;           /* global scope: threshold */
     int64_t gties;         /*               ties still to prune */
@@ -812,6 +815,39 @@ static int layer_cb(void *ud, lc_model *m, int layer, const lc_layer_stats *st)
     return 0;
 }
 
+/* Input tensor i, final: its pruned result, or a copy. */
+static int output_one(void *ud, int i)
+{
+    pctx *x = ud;
+    int k = x->sel_of[i];
+    if (k < 0)
+        return lc_container_copy_tensor(x->in, x->out, lc_container_tensor_name(x->in, i));
+    if (!x->res[k].ndim)
+        return lc_error("tensor '%s' was not reached by the calibration pass", x->names[k]);
+    int rc = lc_container_write_tensor(x->out, &x->res[k]);
+    lc_tensor_release(&x->res[k]);
+    memset(&x->res[k], 0, sizeof x->res[k]);
+    return rc;
+}
+
+/* The calibration's layer hooks (calib.h): one layer's linears loaded, and
+ * the layer written and dropped once pruned. */
+static int layer_begin(void *ud, lc_model *m, int l)
+{
+    pctx *x = ud;
+    return lc_model_load_layer(m, x->in, l);
+}
+
+static int layer_end(void *ud, lc_model *m, int l)
+{
+    pctx *x = ud;
+    if (lc_emitter_layer(&x->em, l))
+        return -1;
+    if (lc_emitter_layer_out(&x->em, l))
+        lc_model_drop_layer(m, l);
+    return 0;
+}
+
 int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts *o, lc_prune_report *rep)
 {
     double t0 = lc_now();
@@ -825,19 +861,22 @@ int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts 
     if (lc_container_read_config(in, &cfg) || lc_container_copy_header(in, out))
         return -1;
     int n = lc_container_n_tensors(in);
-    pctx x = {.o = o, .in = in, .rep = rep};
+    pctx x = {.o = o, .in = in, .out = out, .rep = rep};
     x.names = lc_calloc((size_t)n + 1, sizeof *x.names);
+    x.sel_at = lc_calloc((size_t)n + 1, sizeof *x.sel_at);
+    x.sel_of = lc_calloc((size_t)n + 1, sizeof *x.sel_of);
     x.res = lc_calloc((size_t)n + 1, sizeof *x.res);
     lc_model *m = NULL;
     lc_tokenizer tk = {0};
     float *absw = NULL, gthr = 0;
     int rc = -1;
-    if (!x.names || !x.res)
+    if (!x.names || !x.sel_at || !x.sel_of || !x.res || lc_emitter_init(&x.em, in, cfg.n_layers, output_one, &x))
         goto out;
     /* the selection, checked up front (shapes against the pattern) */
     int64_t gtotal = 0;
     for (int i = 0; i < n; i++) {
         const char *name = lc_container_tensor_name(in, i);
+        x.sel_of[i] = -1;
         if (!selected(o, name))
             continue;
         lc_tensor t;
@@ -861,6 +900,8 @@ int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts 
         rep->usage_error = 0; /* a combination the input cannot take is bad input, not usage */
         if (check_composition(&t, p, NULL))
             goto out;
+        x.sel_of[i] = x.n_sel;
+        x.sel_at[x.n_sel] = i;
         x.names[x.n_sel++] = (char *)name;
         gtotal += lc_tensor_numel(&t);
     }
@@ -906,37 +947,25 @@ int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts 
                 goto out;
             int r2 = prune_one(&x, k, &t, NULL);
             lc_tensor_release(&t);
-            if (r2)
+            if (r2 || lc_emitter_upto(&x.em, x.sel_at[k]))
                 goto out;
         }
     } else {
-        if (lc_container_read_tokenizer(in, &tk) || lc_model_load(in, &o->model, &m))
+        lc_model_opts mo = o->model;
+        mo.lazy_layers = 1;
+        if (lc_container_read_tokenizer(in, &tk) || lc_model_load(in, &mo, &m))
             goto out;
         lc_log("lc-prune: calibrating on '%s' (%d x %d tokens, seed %llu)\n", o->calib.text, o->calib.nsamples,
                o->calib.seqlen, (unsigned long long)o->calib.seed);
-        if (lc_calib_run(m, &tk, &o->calib, layer_cb, &x, &rep->calib))
+        lc_calib_opts co = o->calib;
+        co.layer_begin = layer_begin, co.layer_end = layer_end;
+        if (lc_calib_run(m, &tk, &co, layer_cb, &x, &rep->calib))
             goto out;
         rep->calibrated = 1;
-        for (int k = 0; k < x.n_sel; k++)
-            if (!x.res[k].ndim) {
-                lc_error("tensor '%s' was not reached by the calibration pass", x.names[k]);
-                goto out;
-            }
     }
-    /* every tensor in input order: pruned results or unchanged copies */
-    for (int i = 0, k = 0; i < n; i++) {
-        const char *name = lc_container_tensor_name(in, i);
-        int r2;
-        if (k < x.n_sel && x.names[k] == name) {
-            r2 = lc_container_write_tensor(out, &x.res[k]);
-            lc_tensor_release(&x.res[k]);
-            k++;
-        } else {
-            r2 = lc_container_copy_tensor(in, out, name);
-        }
-        if (r2)
-            goto out;
-    }
+    /* the rest in input order: pruned results or unchanged copies */
+    if (lc_emitter_upto(&x.em, n - 1))
+        goto out;
     rep->seconds = lc_now() - t0;
     char pat[96];
     if (p->n)
@@ -963,6 +992,9 @@ out:
         lc_tensor_release(&x.res[k2]);
     free(x.res);
     free(x.names);
+    free(x.sel_at);
+    free(x.sel_of);
+    lc_emitter_release(&x.em);
     free(absw);
     lc_tokenizer_release(&tk);
     lc_model_free(m);

@@ -179,6 +179,10 @@ static int check_composition(const lc_tensor *t, const lc_quant_params *p, const
 
 typedef struct qctx {
     const lc_quantize_opts *o;
+    lc_container *in, *out;
+    lc_model *m;
+    lc_emitter em;           /* the output, written as soon as each tensor is final */
+    int n_lowrank;
     lc_tensor *norms;        /* AWQ: modified norms, one per layer * 2 (attn, ffn), name "" if untouched */
     int n_linears;
     int n_sparse;            /* of them, sparse inputs that kept their structure */
@@ -411,13 +415,58 @@ static int write_rtn(lc_container *out, const lc_tensor *t, int bits, const lc_q
     return rc;
 }
 
+/* Input tensor i, final: an AWQ norm, a calibrated linear from the model,
+ * RTN, or a copy. */
+static int output_one(void *ud, int i)
+{
+    qctx *q = ud;
+    const lc_quantize_opts *o = q->o;
+    const char *name = lc_container_tensor_name(q->in, i);
+    int bits = bits_for(o, name), nl = 0;
+    const lc_tensor *mt = q->m ? lc_model_tensor(q->m, name) : NULL;
+    if (q->m)
+        nl = lc_model_config(q->m)->n_layers;
+    for (int k = 0; q->norms && k < 2 * nl; k++)
+        if (strcmp(q->norms[k].name, name) == 0)
+            return lc_container_write_tensor(q->out, &q->norms[k]);
+    if (bits && mt && !lc_tensor_has_lowrank(mt) && strncmp(name, "layers.", 7) == 0 && lc_model_is_linear(name))
+        return lc_container_write_tensor(q->out, mt); /* calibrated result (layer_cb installed every one) */
+    if (!bits)
+        return lc_container_copy_tensor(q->in, q->out, name);
+    lc_tensor t; /* RTN; a low-rank tensor's factors (layer_cb leaves them) */
+    if (lc_container_read_tensor(q->in, name, &t))
+        return -1;
+    int rc = write_rtn(q->out, &t, bits, o, &q->n_sparse, &q->n_lowrank);
+    lc_tensor_release(&t);
+    return rc;
+}
+
+/* The calibration's layer hooks: a lazy model holds one layer's linears,
+ * and each layer goes out as soon as it is compressed (so a piped output
+ * streams, and memory stays at one layer). */
+static int layer_begin(void *ud, lc_model *m, int l)
+{
+    qctx *q = ud;
+    return lc_model_load_layer(m, q->in, l);
+}
+
+static int layer_end(void *ud, lc_model *m, int l)
+{
+    qctx *q = ud;
+    if (lc_emitter_layer(&q->em, l))
+        return -1;
+    if (lc_emitter_layer_out(&q->em, l))
+        lc_model_drop_layer(m, l);
+    return 0;
+}
+
 int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opts *o, char *note, size_t nn)
 {
     lc_config cfg;
     if (lc_container_read_config(in, &cfg) || lc_container_copy_header(in, out))
         return -1;
     /* check every selected tensor's shape against the parameters up front */
-    int n = lc_container_n_tensors(in), n_sel = 0, n_requant = 0, n_lowrank = 0;
+    int n = lc_container_n_tensors(in), n_sel = 0, n_requant = 0;
     for (int i = 0; i < n; i++) {
         const char *name = lc_container_tensor_name(in, i);
         int bits = bits_for(o, name);
@@ -437,13 +486,18 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
     }
     lc_model *m = NULL;
     lc_tokenizer tk = {0};
-    qctx q = {.o = o};
+    qctx q = {.o = o, .in = in, .out = out};
     lc_calib_report cr;
     memset(&cr, 0, sizeof cr);
     int rc = -1;
+    if (lc_emitter_init(&q.em, in, cfg.n_layers, output_one, &q))
+        goto out;
     if (o->method != LC_QM_RTN) {
-        if (lc_container_read_tokenizer(in, &tk) || lc_model_load(in, &o->model, &m))
+        lc_model_opts mo = o->model;
+        mo.lazy_layers = 1;
+        if (lc_container_read_tokenizer(in, &tk) || lc_model_load(in, &mo, &m))
             goto out;
+        q.m = m;
         if (o->method == LC_QM_AWQ) {
             if (!(q.norms = lc_calloc((size_t)(2 * cfg.n_layers), sizeof *q.norms)))
                 goto out;
@@ -463,36 +517,15 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
                 }
         }
         lc_log("lc-quant: calibrating on '%s' (%d x %d tokens)\n", o->calib.text, o->calib.nsamples, o->calib.seqlen);
-        if (lc_calib_run(m, &tk, &o->calib, layer_cb, &q, &cr))
+        lc_calib_opts co = o->calib;
+        co.layer_begin = layer_begin, co.layer_end = layer_end;
+        if (lc_calib_run(m, &tk, &co, layer_cb, &q, &cr))
             goto out;
         lc_log("lc-quant: calibration text %s (xxh64 %s): %lld tokens used of %lld, %.1f s\n", cr.text_name,
                cr.text_digest, (long long)cr.tokens_used, (long long)cr.text_tokens, cr.seconds);
     }
-    for (int i = 0; i < n; i++) {
-        const char *name = lc_container_tensor_name(in, i);
-        int bits = bits_for(o, name), r2;
-        const lc_tensor *mt = m ? lc_model_tensor(m, name) : NULL;
-        lc_tensor *norm = NULL;
-        for (int k = 0; q.norms && k < 2 * cfg.n_layers; k++)
-            if (strcmp(q.norms[k].name, name) == 0)
-                norm = &q.norms[k];
-        if (norm) {
-            r2 = lc_container_write_tensor(out, norm);
-        } else if (bits && mt && !lc_tensor_has_lowrank(mt) && strncmp(name, "layers.", 7) == 0 &&
-                   lc_model_is_linear(name)) {
-            r2 = lc_container_write_tensor(out, mt); /* calibrated result (layer_cb installed every one) */
-        } else if (bits) { /* RTN; a low-rank tensor's factors (layer_cb leaves them) */
-            lc_tensor t;
-            if (lc_container_read_tensor(in, name, &t))
-                goto out;
-            r2 = write_rtn(out, &t, bits, o, &q.n_sparse, &n_lowrank);
-            lc_tensor_release(&t);
-        } else {
-            r2 = lc_container_copy_tensor(in, out, name);
-        }
-        if (r2)
-            goto out;
-    }
+    if (lc_emitter_upto(&q.em, n - 1))
+        goto out;
     static const char *const mname[] = {"rtn", "gptq", "awq"};
     int k = snprintf(note, nn, "%s %d-bit %s group %d: %d tensors quantized", mname[o->method], o->p.bits,
                      o->p.sym ? "sym" : "asym", o->p.group, n_sel);
@@ -508,8 +541,8 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
     if (q.n_sparse && k > 0 && (size_t)k < nn)
         k += snprintf(note + k, nn - (size_t)k, "; %d sparse tensors kept their structure (kept weights quantized)",
                       q.n_sparse);
-    if (n_lowrank && k > 0 && (size_t)k < nn)
-        k += snprintf(note + k, nn - (size_t)k, "; %d low-rank tensors: their factors quantized (RTN)", n_lowrank);
+    if (q.n_lowrank && k > 0 && (size_t)k < nn)
+        k += snprintf(note + k, nn - (size_t)k, "; %d low-rank tensors: their factors quantized (RTN)", q.n_lowrank);
     if (n_requant && k > 0 && (size_t)k < nn)
         snprintf(note + k, nn - (size_t)k, "; --requantize: %d already quantized tensors dequantized first", n_requant);
     rc = 0;
@@ -518,6 +551,7 @@ out:
         for (int i = 0; i < 2 * cfg.n_layers; i++)
             lc_tensor_release(&q.norms[i]);
     free(q.norms);
+    lc_emitter_release(&q.em);
     lc_tokenizer_release(&tk);
     lc_model_free(m);
     return rc;

@@ -77,14 +77,17 @@ fail:
     return NULL;
 }
 
-static int describe_json(lc_container *c, const lc_config *cfg, int nvocab, const char *tdig,
-                         const lc_lineage_row *lin, size_t nlin, int checked, FILE *f)
+/* The tensors first, then the lineage: a piped stream is read once, in
+ * order, and its lineage comes last. */
+static int describe_json(lc_container *c, const lc_config *cfg, int nvocab, const char *tdig, int checked, FILE *f)
 {
-    size_t tb;
+    size_t tb, nlin = 0;
     int64_t tw;
+    lc_lineage_row *lin = NULL;
     json_t *shapes = json_array();
     lc_table *t = shapes ? tensor_table(c, shapes, &tb, &tw) : NULL;
-    if (!t) {
+    if (!t || lc_container_read_lineage(c, &lin, &nlin)) {
+        lc_table_free(t);
         json_decref(shapes);
         return -1;
     }
@@ -101,6 +104,7 @@ static int describe_json(lc_container *c, const lc_config *cfg, int nvocab, cons
                                                  lc_json_string(lin[i].args), "input", lc_json_string(lin[i].input),
                                                  "time", lc_json_string(lin[i].time), "note",
                                                  lc_json_string(lin[i].note)));
+    lc_lineage_free(lin, nlin);
     json_t *config = json_pack("{s:o, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:b, s:i, s:i}", "arch",
                                lc_json_string(cfg->arch), "dim", cfg->dim, "n_layers", cfg->n_layers, "n_heads",
                                cfg->n_heads, "n_kv_heads", cfg->n_kv_heads, "head_dim", cfg->head_dim, "ffn_dim",
@@ -131,17 +135,15 @@ int lc_describe(lc_container *c, lc_out_fmt fmt, int checked, FILE *f)
     lc_tokenizer_digest(&tk, tdig);
     int nvocab = tk.n_vocab;
     lc_tokenizer_release(&tk);
-    if (lc_container_read_lineage(c, &lin, &nlin))
-        return -1;
-    if (fmt == LC_OUT_JSON) {
-        rc = describe_json(c, &cfg, nvocab, tdig, lin, nlin, checked, f);
-        goto done;
-    }
+    if (fmt == LC_OUT_JSON)
+        return describe_json(c, &cfg, nvocab, tdig, checked, f);
     size_t tb;
     int64_t tw;
     lc_table *t = tensor_table(c, NULL, &tb, &tw);
-    if (!t)
+    if (!t || lc_container_read_lineage(c, &lin, &nlin)) {
+        lc_table_free(t);
         goto done;
+    }
     if (fmt == LC_OUT_CSV) {
         rc = lc_table_write(t, fmt, f);
         lc_table_free(t);

@@ -43,8 +43,10 @@ typedef struct layer_w {
 
 struct lc_model {
     lc_config cfg;
-    lc_tensor *tensors;   /* owned weight storage */
+    lc_tensor *tensors;   /* owned weight storage: slot 0 tok_embeddings, 1 + 7 l + i linear i of
+                           * layer l (LAYER_LINEARS order), 1 + 7 n_layers output */
     int n_tensors;
+    int lazy;             /* the layers' linears are loaded by lc_model_load_layer */
     float *norms;         /* (2 * n_layers + 1) * dim, f32 */
     const float *norm;    /* final norm */
     layer_w *L;
@@ -100,13 +102,12 @@ static int read_checked(lc_container *c, const lc_config *cfg, const char *name,
     return 0;
 }
 
-/* Load a linear weight into the model's tensor table and make a view. */
-static int load_matrix(lc_model *m, lc_container *c, const char *name, lc_wmat *w, lc_wmat fac[2])
+/* Load a linear weight into slot `slot` of the tensor table and make a view. */
+static int load_matrix(lc_model *m, lc_container *c, int slot, const char *name, lc_wmat *w, lc_wmat fac[2])
 {
-    lc_tensor *t = &m->tensors[m->n_tensors];
+    lc_tensor *t = &m->tensors[slot];
     if (read_checked(c, &m->cfg, name, t))
         return -1;
-    m->n_tensors++;
     if (lc_wmat_from_tensor_lr(w, t, fac))
         return -1;
     m->weight_bytes += lc_wmat_bytes(w);
@@ -126,11 +127,52 @@ static int load_norm(lc_model *m, lc_container *c, const char *name, float *dst)
     return rc;
 }
 
+static const char *const LAYER_LINEARS[7] = {"attn_q", "attn_k", "attn_v", "attn_output",
+                                            "ffn_gate", "ffn_up", "ffn_down"};
+
+static lc_wmat *layer_wmat(layer_w *L, int i)
+{
+    lc_wmat *dst[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
+    return dst[i];
+}
+
+int lc_model_load_layer(lc_model *m, lc_container *c, int l)
+{
+    if (l < 0 || l >= m->cfg.n_layers)
+        return lc_error("layer %d out of range", l);
+    char name[LC_NAME_MAX];
+    layer_w *L = &m->L[l];
+    for (int i = 0; i < 7; i++) {
+        if (m->tensors[1 + 7 * l + i].ndim)
+            continue; /* loaded */
+        lc_layer_tensor_name(name, sizeof name, l, LAYER_LINEARS[i]);
+        if (load_matrix(m, c, 1 + 7 * l + i, name, layer_wmat(L, i), L->fac[i]))
+            return lc_error_prefix("%s", lc_container_path(c));
+    }
+    return 0;
+}
+
+void lc_model_drop_layer(lc_model *m, int l)
+{
+    if (l < 0 || l >= m->cfg.n_layers)
+        return;
+    layer_w *L = &m->L[l];
+    for (int i = 0; i < 7; i++) {
+        lc_wmat *w = layer_wmat(L, i);
+        m->weight_bytes -= lc_wmat_bytes(w);
+        lc_tensor_release(&m->tensors[1 + 7 * l + i]);
+        memset(&m->tensors[1 + 7 * l + i], 0, sizeof m->tensors[0]);
+        memset(w, 0, sizeof *w);
+        memset(L->fac[i], 0, 2 * sizeof L->fac[i][0]);
+    }
+}
+
 static int model_load(lc_model *m, lc_container *c)
 {
     const lc_config *cfg = &m->cfg;
     int nl = cfg->n_layers;
     size_t nn;
+    m->n_tensors = 7 * nl + 2;
     m->tensors = lc_calloc((size_t)(7 * nl + 2), sizeof *m->tensors);
     m->L = lc_calloc((size_t)nl, sizeof *m->L);
     if (lc_mul_size((size_t)(2 * nl + 1), (size_t)cfg->dim, &nn))
@@ -139,16 +181,14 @@ static int model_load(lc_model *m, lc_container *c)
     if (!m->tensors || !m->L || !m->norms)
         return -1;
     char name[LC_NAME_MAX];
-    m->all_f32 = 1;
-    if (load_matrix(m, c, "tok_embeddings", &m->emb, m->emb_fac))
+    m->all_f32 = !m->lazy; /* a lazy model's layers may come in any encoding */
+    if (load_matrix(m, c, 0, "tok_embeddings", &m->emb, m->emb_fac))
         return -1;
     for (int l = 0; l < nl; l++) {
         layer_w *L = &m->L[l];
-        static const char *const what[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
-        lc_wmat *dst[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
-        for (int i = 0; i < 7; i++) {
-            lc_layer_tensor_name(name, sizeof name, l, what[i]);
-            if (load_matrix(m, c, name, dst[i], L->fac[i]))
+        for (int i = 0; !m->lazy && i < 7; i++) {
+            lc_layer_tensor_name(name, sizeof name, l, LAYER_LINEARS[i]);
+            if (load_matrix(m, c, 1 + 7 * l + i, name, layer_wmat(L, i), L->fac[i]))
                 return -1;
         }
         float *an = m->norms + (size_t)(2 * l) * (size_t)cfg->dim, *fn = an + cfg->dim;
@@ -166,7 +206,7 @@ static int model_load(lc_model *m, lc_container *c)
     m->norm = fnorm;
     if (cfg->tied_embeddings) {
         m->out = m->emb;
-    } else if (load_matrix(m, c, "output", &m->out, m->out_fac)) {
+    } else if (!m->lazy && load_matrix(m, c, 7 * nl + 1, "output", &m->out, m->out_fac)) {
         return -1;
     }
     /* bytes read per decoded token: every linear, the output head, one
@@ -195,6 +235,7 @@ int lc_model_load(lc_container *c, const lc_model_opts *opts, lc_model **out)
     m->isa = cap < det ? cap : det;
     m->n_threads = nt;
     m->act8 = !(opts && opts->f32_act);
+    m->lazy = opts && opts->lazy_layers;
     if (lc_container_read_config(c, &m->cfg) || lc_config_validate(&m->cfg))
         goto fail;
     if (m->cfg.head_dim % 2)
@@ -748,16 +789,14 @@ static lc_wmat *wmat_slot(lc_model *m, const char *name, lc_tensor **store, lc_w
         return *fac = m->emb_fac, &m->emb;
     if (strcmp(name, "output") == 0)
         return *fac = m->out_fac, &m->out;
-    static const char *const what[] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
     int l, k;
     char w[32];
     if (sscanf(name, "layers.%d.%31s%n", &l, w, &k) != 2 || l < 0 || l >= m->cfg.n_layers)
         return NULL;
     layer_w *L = &m->L[l];
-    lc_wmat *dst[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->wg, &L->wu, &L->wd};
     for (int i = 0; i < 7; i++)
-        if (strcmp(w, what[i]) == 0)
-            return *fac = L->fac[i], dst[i];
+        if (strcmp(w, LAYER_LINEARS[i]) == 0)
+            return *fac = L->fac[i], layer_wmat(L, i);
     return NULL;
 }
 

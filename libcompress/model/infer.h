@@ -26,6 +26,10 @@ typedef struct lc_model_opts {
                         * they are quantized to 8 bits per 32 values and multiplied with
                         * integer dot products (kernels_q8.h, as llama.cpp does), where the
                         * CPU has AVX-512 VNNI.  Prefill and evaluation always use f32. */
+    int lazy_layers;   /* 1: load the embedding and the norms only; the layers' linears come
+                        * with lc_model_load_layer and go with lc_model_drop_layer, so a
+                        * compressor working layer by layer holds one layer (the output head
+                        * is not loaded: such a model runs layers, not logits) */
 } lc_model_opts;
 
 typedef struct lc_model lc_model;
@@ -124,6 +128,11 @@ int lc_model_layer_forward(lc_model *m, lc_state *s, int layer, float *X, int n,
 
 /* logits [n, vocab] from final hidden states X [n, dim] (final norm + head). */
 int lc_model_logits(lc_model *m, const float *X, int n, float *logits);
+
+/* A lazy model (lc_model_opts.lazy_layers): read layer l's linears from c
+ * (a no-op for those loaded), or free them. */
+int lc_model_load_layer(lc_model *m, lc_container *c, int layer);
+void lc_model_drop_layer(lc_model *m, int layer);
 
 /* A loaded weight by canonical name (matrices only; NULL otherwise). */
 const lc_tensor *lc_model_tensor(const lc_model *m, const char *name);
