@@ -217,8 +217,9 @@ __attribute__((target("avx2,fma"))) static void group_codes_avx2(const double *x
 static int qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g, int mode)
 {
     const int half = 1 << (bits - 1), maxq = (1 << bits) - 1;
+    const int vec = mode != QG_REF && lc_cpu()->isa >= LC_ISA_AVX2; /* once: lc_cpu() costs a pthread_once */
     double lo, hi;
-    if (mode != QG_REF && lc_cpu()->isa >= LC_ISA_AVX2 ? range_avx2(x, G, &lo, &hi) : range_ref(x, G, &lo, &hi))
+    if (vec ? range_avx2(x, G, &lo, &hi) : range_ref(x, G, &lo, &hi))
         return lc_error("quant: non-finite weights in a group");
     if (lo > 0 || !sym)
         lo = fmin(lo, 0);
@@ -242,7 +243,7 @@ static int qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g, 
     }
     double best = INFINITY;
     uint16_t prev = 0;
-    int f16c = mode != QG_REF && lc_cpu()->isa >= LC_ISA_AVX2;
+    int f16c = vec;
     for (int k = 0; k <= LCQ_STEPS; k++) {
         lc_qgrid c = {0};
         double sk = sign * (smin + (smax - smin) * k / LCQ_STEPS);
@@ -261,7 +262,7 @@ static int qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g, 
                 continue; /* never at k = LCQ_STEPS (s >= R/maxq) */
             c.z = z < 0 ? 0 : z > maxq ? maxq : (int)z;
         }
-        double e = group_sse(x, G, &c, maxq, mode);
+        double e = vec ? group_sse_avx2(x, G, &c, maxq, mode == QG_FLOATS) : group_sse_ref(x, G, &c, maxq);
         if (e < best) {
             best = e;
             *g = c;
@@ -308,15 +309,32 @@ static int pack_check(int64_t rows, int64_t cols, int bits)
     return 0;
 }
 
+/* One q4x32 row (the layout below), 32 codes at a time; 1 when a code does
+ * not fit 4 bits (the caller then names it). */
+__attribute__((target("avx2"))) static int pack4_avx2(const uint8_t *u, int64_t cols, uint8_t *o)
+{
+    __m128i any = _mm_setzero_si128();
+    for (int64_t b = 0; b < cols / 32; b++) {
+        __m128i lo = _mm_loadu_si128((const __m128i *)(u + b * 32));
+        __m128i up = _mm_loadu_si128((const __m128i *)(u + b * 32 + 16));
+        any = _mm_or_si128(any, _mm_or_si128(lo, up));
+        /* codes < 16: shifting the 16-bit lanes by 4 moves nothing across bytes */
+        _mm_storeu_si128((__m128i *)(o + b * 16), _mm_or_si128(lo, _mm_slli_epi16(up, 4)));
+    }
+    return !_mm_testz_si128(any, _mm_set1_epi8((char)0xf0));
+}
+
 int lc_quant_pack_codes(const uint8_t *codes, int64_t rows, int64_t cols, int bits, uint8_t *packed)
 {
     if (pack_check(rows, cols, bits))
         return -1;
     size_t rb = lc_quant_row_bytes(cols, bits);
-    int lim = 1 << bits;
+    int lim = 1 << bits, vec4 = bits == 4 && lc_cpu()->isa >= LC_ISA_AVX2;
     for (int64_t r = 0; r < rows; r++) {
         const uint8_t *u = codes + r * cols;
         uint8_t *o = packed + (size_t)r * rb;
+        if (vec4 && !pack4_avx2(u, cols, o))
+            continue;
         for (int64_t j = 0; j < cols; j++)
             if (u[j] >= lim)
                 return lc_error("quant: code %d at row %lld column %lld does not fit %d bits", u[j], (long long)r,
@@ -388,6 +406,8 @@ int lc_quant_unpack_codes(const uint8_t *packed, int64_t rows, int64_t cols, int
 
 static int lcq_check_finite(const char *what, const float *x, size_t n)
 {
+    if (lc_count_nonfinite_f32(x, n) == 0) /* vectorized; the loop below names the first */
+        return 0;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return lc_error("quant: %s element %zu is not finite", what, i);
@@ -397,11 +417,33 @@ static int lcq_check_finite(const char *what, const float *x, size_t n)
 /* One group of RTN: x [G] clamped to [-clip, clip] (clip < 0: none) ->
  * parameters g, codes u [G], and (if deq) the dequantized values.  xd is
  * scratch of G doubles. */
+/* xd [G] = x clamped to [-clip, clip] (clip < 0: none), in double; four at
+ * a time (min and max are exact: the same values). */
+__attribute__((target("avx2"))) static void widen_avx2(const float *x, int G, float clip, double *xd)
+{
+    int j = 0;
+    if (clip >= 0) {
+        const __m256d c = _mm256_set1_pd((double)clip), nc = _mm256_set1_pd(-(double)clip);
+        for (; j + 4 <= G; j += 4)
+            _mm256_storeu_pd(xd + j, _mm256_max_pd(nc, _mm256_min_pd(c, _mm256_cvtps_pd(_mm_loadu_ps(x + j)))));
+        for (; j < G; j++)
+            xd[j] = fmax(-(double)clip, fmin((double)clip, (double)x[j]));
+    } else {
+        for (; j + 4 <= G; j += 4)
+            _mm256_storeu_pd(xd + j, _mm256_cvtps_pd(_mm_loadu_ps(x + j)));
+        for (; j < G; j++)
+            xd[j] = (double)x[j];
+    }
+}
+
 static int rtn_group(const float *x, int G, int bits, int sym, float clip, double *xd, lc_qgrid *g, uint8_t *u,
                      float *deq)
 {
     int maxq = (1 << bits) - 1;
-    if (clip >= 0)
+    const int vec = lc_cpu()->isa >= LC_ISA_AVX2;
+    if (vec)
+        widen_avx2(x, G, clip, xd);
+    else if (clip >= 0)
         for (int j = 0; j < G; j++)
             xd[j] = fmax(-(double)clip, fmin((double)clip, (double)x[j]));
     else
@@ -409,7 +451,7 @@ static int rtn_group(const float *x, int G, int bits, int sym, float clip, doubl
             xd[j] = (double)x[j];
     if (lc_qgrid_choose_floats(xd, G, bits, sym, g)) /* xd holds binary32 values */
         return -1;
-    if (lc_cpu()->isa >= LC_ISA_AVX2)
+    if (vec)
         group_codes_avx2(xd, G, g, maxq, u);
     else
         for (int j = 0; j < G; j++)

@@ -252,9 +252,39 @@ void lc_f16_to_f32_n(const uint16_t *h, float *out, size_t n)
         out[i] = lc_f16_to_f32(h[i]);
 }
 
-/* Per block of 2^16 values a 32-bit count the compiler can keep in vector
- * lanes, for the plain loops below. */
-size_t lc_count_nonfinite_f32(const float *x, size_t n)
+/* The counts with AVX2: the exponent field compared to all ones, 8 or 16
+ * values at a time (the same count as the plain loops, their twins). */
+__attribute__((target("avx2"))) static size_t count_f32_avx2(const float *x, size_t n)
+{
+    const __m256i m = _mm256_set1_epi32(0x7f800000);
+    size_t bad = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(x + i)), m);
+        bad += (size_t)__builtin_popcount((unsigned)_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(v, m))));
+    }
+    for (; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        bad += (u & 0x7f800000u) == 0x7f800000u;
+    }
+    return bad;
+}
+
+__attribute__((target("avx2"))) static size_t count_h16_avx2(const uint16_t *h, size_t n, uint16_t expmask)
+{
+    const __m256i m = _mm256_set1_epi16((short)expmask);
+    size_t bad = 0, i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256i v = _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(h + i)), m);
+        /* two mask bits per matching 16-bit lane */
+        bad += (size_t)__builtin_popcount((unsigned)_mm256_movemask_epi8(_mm256_cmpeq_epi16(v, m))) / 2;
+    }
+    for (; i < n; i++)
+        bad += (h[i] & expmask) == expmask;
+    return bad;
+}
+
+size_t lc_count_nonfinite_f32_ref(const float *x, size_t n)
 {
     size_t bad = 0;
     for (size_t i = 0; i < n; i += 65536) {
@@ -270,7 +300,7 @@ size_t lc_count_nonfinite_f32(const float *x, size_t n)
     return bad;
 }
 
-size_t lc_count_nonfinite_h16(const uint16_t *h, size_t n, uint16_t expmask)
+size_t lc_count_nonfinite_h16_ref(const uint16_t *h, size_t n, uint16_t expmask)
 {
     size_t bad = 0;
     for (size_t i = 0; i < n; i += 65536) {
@@ -281,6 +311,16 @@ size_t lc_count_nonfinite_h16(const uint16_t *h, size_t n, uint16_t expmask)
         bad += c;
     }
     return bad;
+}
+
+size_t lc_count_nonfinite_f32(const float *x, size_t n)
+{
+    return __builtin_cpu_supports("avx2") ? count_f32_avx2(x, n) : lc_count_nonfinite_f32_ref(x, n);
+}
+
+size_t lc_count_nonfinite_h16(const uint16_t *h, size_t n, uint16_t expmask)
+{
+    return __builtin_cpu_supports("avx2") ? count_h16_avx2(h, n, expmask) : lc_count_nonfinite_h16_ref(h, n, expmask);
 }
 
 uint16_t lc_f32_to_bf16(float f)

@@ -106,6 +106,9 @@ void lc_f16_to_f32_n(const uint16_t *h, float *out, size_t n);
  * exponent field is expmask (0x7c00 binary16, 0x7f80 bfloat16). */
 size_t lc_count_nonfinite_f32(const float *x, size_t n);
 size_t lc_count_nonfinite_h16(const uint16_t *h, size_t n, uint16_t expmask);
+/* Their plain twins (the above use AVX2 where the CPU has it). */
+size_t lc_count_nonfinite_f32_ref(const float *x, size_t n);
+size_t lc_count_nonfinite_h16_ref(const uint16_t *h, size_t n, uint16_t expmask);
 static inline float lc_bf16_to_f32(uint16_t h)
 {
     uint32_t bits = (uint32_t)h << 16;

@@ -73,6 +73,12 @@ static void test_half_bulk(void)
           "non-finite halves: %zu", lc_count_nonfinite_h16(h, n, 0x7c00));
     CHECK(lc_count_nonfinite_f32(f, n) == bad32 && bad32 == bad16, "non-finite floats: %zu",
           lc_count_nonfinite_f32(f, n));
+    /* the vector counts against their plain twins, on lengths around the vector width */
+    for (size_t len = n - 40; len <= n; len += 13) {
+        CHECK(lc_count_nonfinite_h16(h, len, 0x7c00) == lc_count_nonfinite_h16_ref(h, len, 0x7c00), "h16, n %zu", len);
+        CHECK(lc_count_nonfinite_h16(h, len, 0x7f80) == lc_count_nonfinite_h16_ref(h, len, 0x7f80), "bf16, n %zu", len);
+        CHECK(lc_count_nonfinite_f32(f, len) == lc_count_nonfinite_f32_ref(f, len), "f32, n %zu", len);
+    }
     free(h), free(f);
 }
 

@@ -173,6 +173,10 @@ static void test_packing(void)
     uint8_t u[64] = {0}, pk[64];
     u[3] = 16;
     CHECK(lc_quant_pack_codes(u, 1, 64, 4, pk) != 0, "a 16 in 4 bits must be refused");
+    u[3] = 0, u[52] = 17; /* in the upper half of a 32-code block */
+    CHECK(lc_quant_pack_codes(u, 1, 64, 4, pk) != 0 && strstr(lc_errmsg(), "column 52"), "a 17 at column 52: %s",
+          lc_errmsg());
+    u[52] = 0, u[3] = 16;
     CHECK(lc_quant_pack_codes(u, 1, 48, 4, pk) != 0 && strstr(lc_errmsg(), "multiple of 32"), "4-bit, 48 columns");
     CHECK(lc_quant_pack_codes(u, 1, 8, 9, pk) != 0, "9 bits");
 }
