@@ -72,7 +72,6 @@ __attribute__((target("f16c"))) static int f16_away_f16c(double s, uint16_t *h)
     return 0;
 }
 
-__attribute__((target("f16c"))) static float f16_to_f32_f16c(uint16_t h) { return _cvtsh_ss(h); }
 
 /* Squared error of the group x [G] on the grid of g (s != 0), summed in
  * four lanes (element j into lane j % 4, each lane a chain of fused
@@ -203,6 +202,174 @@ __attribute__((target("avx2,fma"))) static void group_codes_avx2(const double *x
         u[j] = (uint8_t)lc_qgrid_code(x[j], g, maxq);
 }
 
+#define LCQ_STEPS 8
+
+/* ---- the grid search with AVX2 ------------------------------------------------
+ * qgrid_choose's candidates and errors in one AVX2 function (no switch
+ * between legacy SSE and AVX code per candidate, no structure stored and
+ * reloaded): the same steps, the same choice (test_quant checks it against
+ * the scalar path). */
+
+/* (a0 + a1) + (a2 + a3), in registers. */
+__attribute__((target("avx2,fma"), always_inline)) static inline double sum4_ordered(__m256d a)
+{
+    __m128d p = _mm_hadd_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1)); /* a0 + a1, a2 + a3 */
+    return _mm_cvtsd_f64(_mm_add_sd(p, _mm_unpackhi_pd(p, p)));
+}
+
+/* group_sse_avx2's sum from element j on, with acc so far.  After every 16
+ * elements the partial sum, in the final order, is compared with stop and
+ * returned once it is at least stop: every term is >= 0 and rounding is
+ * monotone, so the whole sum would be too, and a caller that keeps a grid
+ * only when its error is below stop makes the same choice. */
+__attribute__((target("avx2,fma"), always_inline)) static inline double sse_from(const double *x, int G,
+                                                                                 const lc_qgrid *g, int maxq,
+                                                                                 int floats, double stop, int j,
+                                                                                 __m256d acc)
+{
+    const __m256d sv = _mm256_set1_pd((double)g->s), zv = _mm256_set1_pd((double)g->z);
+    const __m256d iv = _mm256_set1_pd(1.0 / (double)g->s);
+    const __m256d hi = _mm256_set1_pd((double)maxq), zero = _mm256_setzero_pd();
+    const __m128 sf = _mm_set1_ps(g->s);
+    for (; j + 4 <= G; j += 4) {
+        __m256d xv = _mm256_loadu_pd(x + j);
+        __m256d r = floats ? _mm256_mul_pd(xv, iv) : _mm256_div_pd(xv, sv);
+        __m256d q = _mm256_round_pd(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(q, zv), zero), hi);
+        __m256d d = _mm256_sub_pd(xv, _mm256_cvtps_pd(_mm_mul_ps(sf, _mm256_cvtpd_ps(_mm256_sub_pd(q, zv)))));
+        acc = _mm256_fmadd_pd(d, d, acc);
+        if (((j + 4) & 15) == 0 && j + 4 < G) {
+            double part = sum4_ordered(acc);
+            if (part >= stop)
+                return part;
+        }
+    }
+    double e[4];
+    _mm256_storeu_pd(e, acc);
+    for (; j < G; j++) {
+        double d = x[j] - (double)lc_qgrid_deq(lc_qgrid_code(x[j], g, maxq), g);
+        e[j % 4] = fma(d, d, e[j % 4]);
+    }
+    return (e[0] + e[1]) + (e[2] + e[3]);
+}
+
+/* Two grids at once (*e1, *e2; INFINITY for one that reached stop): two
+ * independent chains of fused multiply-adds, where one alone waits on its
+ * own latency; when one reaches stop the other goes on alone. */
+__attribute__((target("avx2,fma"), always_inline)) static inline void sse2_from(const double *x, int G,
+                                                                                const lc_qgrid *g1,
+                                                                                const lc_qgrid *g2, int maxq,
+                                                                                int floats, double stop,
+                                                                                double *e1, double *e2)
+{
+    const __m256d s1 = _mm256_set1_pd((double)g1->s), z1 = _mm256_set1_pd((double)g1->z);
+    const __m256d s2 = _mm256_set1_pd((double)g2->s), z2 = _mm256_set1_pd((double)g2->z);
+    const __m256d i1 = _mm256_set1_pd(1.0 / (double)g1->s), i2 = _mm256_set1_pd(1.0 / (double)g2->s);
+    const __m256d hi = _mm256_set1_pd((double)maxq), zero = _mm256_setzero_pd();
+    const __m128 f1 = _mm_set1_ps(g1->s), f2 = _mm_set1_ps(g2->s);
+    __m256d a1 = _mm256_setzero_pd(), a2 = _mm256_setzero_pd();
+    int j = 0;
+    for (; j + 4 <= G; j += 4) {
+        __m256d xv = _mm256_loadu_pd(x + j);
+        __m256d r1 = floats ? _mm256_mul_pd(xv, i1) : _mm256_div_pd(xv, s1);
+        __m256d r2 = floats ? _mm256_mul_pd(xv, i2) : _mm256_div_pd(xv, s2);
+        __m256d q1 = _mm256_round_pd(r1, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256d q2 = _mm256_round_pd(r2, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q1 = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(q1, z1), zero), hi);
+        q2 = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(q2, z2), zero), hi);
+        __m256d d1 = _mm256_sub_pd(xv, _mm256_cvtps_pd(_mm_mul_ps(f1, _mm256_cvtpd_ps(_mm256_sub_pd(q1, z1)))));
+        __m256d d2 = _mm256_sub_pd(xv, _mm256_cvtps_pd(_mm_mul_ps(f2, _mm256_cvtpd_ps(_mm256_sub_pd(q2, z2)))));
+        a1 = _mm256_fmadd_pd(d1, d1, a1);
+        a2 = _mm256_fmadd_pd(d2, d2, a2);
+        if (((j + 4) & 15) == 0 && j + 4 < G) {
+            int out1 = sum4_ordered(a1) >= stop, out2 = sum4_ordered(a2) >= stop;
+            if (out1 || out2) {
+                *e1 = out1 ? INFINITY : sse_from(x, G, g1, maxq, floats, stop, j + 4, a1);
+                *e2 = out2 ? INFINITY : sse_from(x, G, g2, maxq, floats, stop, j + 4, a2);
+                return;
+            }
+        }
+    }
+    *e1 = sse_from(x, G, g1, maxq, floats, stop, j, a1);
+    *e2 = sse_from(x, G, g2, maxq, floats, stop, j, a2);
+}
+
+/* f16_away of sk[0..7], eight at a time: round to nearest, then one step
+ * away from zero while the result is below |sk| (as f16_away's loop). */
+__attribute__((target("avx2,fma,f16c"), always_inline)) static inline int f16_away8(const double *sk, uint16_t *h)
+{
+    const __m256d absm = _mm256_castsi256_pd(_mm256_set1_epi64x(0x7fffffffffffffffLL));
+    __m256d a = _mm256_loadu_pd(sk), b = _mm256_loadu_pd(sk + 4);
+    __m256d aa = _mm256_and_pd(a, absm), ab = _mm256_and_pd(b, absm);
+    __m128i v = _mm256_cvtps_ph(_mm256_set_m128(_mm256_cvtpd_ps(b), _mm256_cvtpd_ps(a)), _MM_FROUND_TO_NEAREST_INT);
+    for (;;) {
+        __m256 back = _mm256_cvtph_ps(v);
+        __m256d ba = _mm256_and_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(back)), absm);
+        __m256d bb = _mm256_and_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(back, 1)), absm);
+        /* below |sk| and finite (an infinity is never below) */
+        __m256i la = _mm256_castpd_si256(_mm256_cmp_pd(ba, aa, _CMP_LT_OQ));
+        __m256i lb = _mm256_castpd_si256(_mm256_cmp_pd(bb, ab, _CMP_LT_OQ));
+        /* eight 64-bit masks -> eight 16-bit ones */
+        __m128i m = _mm_packs_epi32(_mm_packs_epi32(_mm256_castsi256_si128(la), _mm256_extracti128_si256(la, 1)),
+                                    _mm_packs_epi32(_mm256_castsi256_si128(lb), _mm256_extracti128_si256(lb, 1)));
+        if (_mm_testz_si128(m, m))
+            break;
+        v = _mm_sub_epi16(v, m); /* +1 where below */
+    }
+    _mm_storeu_si128((__m128i *)h, v);
+    __m128i inf = _mm_cmpgt_epi16(_mm_and_si128(v, _mm_set1_epi16(0x7fff)), _mm_set1_epi16(0x7bff));
+    return _mm_testz_si128(inf, inf) ? 0 : -1;
+}
+
+__attribute__((target("avx2,fma,f16c"))) static int choose_steps_avx2(const double *x, int G, int maxq, int half,
+                                                                     int sym, double lo, double hi, double smin,
+                                                                     double smax, double sign, int floats,
+                                                                     lc_qgrid *g)
+{
+    double sk[LCQ_STEPS + 1];
+    uint16_t h[LCQ_STEPS + 1];
+    for (int k = 0; k <= LCQ_STEPS; k++)
+        sk[k] = sign * (smin + (smax - smin) * k / LCQ_STEPS);
+    if (f16_away8(sk, h) || f16_away_f16c(sk[LCQ_STEPS], &h[LCQ_STEPS])) {
+        for (int k = 0; k <= LCQ_STEPS; k++) /* the message of the first that overflows */
+            if (f16_away(sk[k], &h[k]))
+                return -1;
+        return lc_error("quant: a scale does not fit binary16");
+    }
+    lc_qgrid cand[LCQ_STEPS + 1];
+    int nc = 0;
+    for (int k = 0; k <= LCQ_STEPS; k++) {
+        if (k > 0 && h[k] == h[k - 1])
+            continue;
+        float s = _cvtsh_ss(h[k]);
+        int z = half;
+        if (!sym) {
+            double zz = ceil(-lo / (double)s - 0.5);
+            if (zz > maxq + 0.5 - hi / (double)s)
+                continue;
+            z = zz < 0 ? 0 : zz > maxq ? maxq : (int)zz;
+        }
+        cand[nc++] = (lc_qgrid){s, z, h[k]};
+    }
+    /* in order, so ties keep the smaller step; the best before a pair is a
+     * safe stop for both (best only falls) */
+    double best = INFINITY;
+    for (int i = 0; i < nc; i += 2) {
+        double e1, e2 = INFINITY;
+        if (i + 1 < nc)
+            sse2_from(x, G, &cand[i], &cand[i + 1], maxq, floats, best, &e1, &e2);
+        else
+            e1 = sse_from(x, G, &cand[i], maxq, floats, best, 0, _mm256_setzero_pd());
+        if (e1 < best)
+            best = e1, *g = cand[i];
+        if (e2 < best)
+            best = e2, *g = cand[i + 1];
+    }
+    if (best == INFINITY) /* cannot happen (see qgrid_choose); refuse rather than guess */
+        return lc_error("quant: no step size fits a group (range %g .. %g)", lo, hi);
+    return 0;
+}
+
 /* Parameters of one group x [G] (quant.h "Grid"): among LCQ_STEPS + 1 step
  * sizes spread over the interval where no element is farther than half a
  * step from the grid, the one with the smallest squared error.
@@ -213,7 +380,6 @@ __attribute__((target("avx2,fma"))) static void group_codes_avx2(const double *x
  *         integer z that keeps both ends within half a step (when one
  *         exists); the upper end is quant.py's find_params.
  * Ties keep the smallest step.  Deterministic: a function of x only. */
-#define LCQ_STEPS 8
 static int qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g, int mode)
 {
     const int half = 1 << (bits - 1), maxq = (1 << bits) - 1;
@@ -241,18 +407,19 @@ static int qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g, 
         smin = (hi - lo) / (maxq + 1);
         smax = (hi - lo) / maxq;
     }
+    if (vec)
+        return choose_steps_avx2(x, G, maxq, half, sym, lo, hi, smin, smax, sign, mode == QG_FLOATS, g);
     double best = INFINITY;
     uint16_t prev = 0;
-    int f16c = vec;
     for (int k = 0; k <= LCQ_STEPS; k++) {
         lc_qgrid c = {0};
         double sk = sign * (smin + (smax - smin) * k / LCQ_STEPS);
-        if (f16c ? f16_away_f16c(sk, &c.h) : f16_away(sk, &c.h))
+        if (f16_away(sk, &c.h))
             return -1;
         if (k > 0 && c.h == prev)
             continue;
         prev = c.h;
-        c.s = f16c ? f16_to_f32_f16c(c.h) : lc_f16_to_f32(c.h);
+        c.s = lc_f16_to_f32(c.h);
         if (sym) {
             c.z = half;
         } else {
@@ -262,7 +429,7 @@ static int qgrid_choose(const double *x, int G, int bits, int sym, lc_qgrid *g, 
                 continue; /* never at k = LCQ_STEPS (s >= R/maxq) */
             c.z = z < 0 ? 0 : z > maxq ? maxq : (int)z;
         }
-        double e = vec ? group_sse_avx2(x, G, &c, maxq, mode == QG_FLOATS) : group_sse_ref(x, G, &c, maxq);
+        double e = group_sse_ref(x, G, &c, maxq);
         if (e < best) {
             best = e;
             *g = c;
