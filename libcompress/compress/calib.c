@@ -197,7 +197,7 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
         a.st.n = (int64_t)rows;
         /* pass 1: statistics of the (still uncompressed) layer's inputs, with
          * f32 copies of its weights as in pass 2 */
-        if ((o->layer_begin && o->layer_begin(ud, m, l)) || swap_f32(m, l, saved))
+        if ((o->layer_begin && o->layer_begin(o->hook_ud ? o->hook_ud : ud, m, l)) || swap_f32(m, l, saved))
             goto out;
         a.whole = o->independent;
         for (int i = 0; i < ns; i++) {
@@ -229,7 +229,7 @@ int lc_calib_run(lc_model *m, lc_tokenizer *tk, const lc_calib_opts *o, lc_layer
         if (!o->independent && l + 1 < c->n_layers &&
             (swap_f32(m, l, saved) || (pass2(m, s, l, X, ns, L, dim) | restore(m, saved))))
             goto out;
-        if (o->layer_end && o->layer_end(ud, m, l))
+        if (o->layer_end && o->layer_end(o->hook_ud ? o->hook_ud : ud, m, l))
             goto out;
         if (o->progress)
             lc_log("calibration: layer %d/%d done (%.1f s, %.1f s total)\n", l + 1, c->n_layers, lc_now() - tl,
@@ -288,6 +288,22 @@ int lc_emitter_layer(lc_emitter *e, int l)
 int lc_emitter_layer_out(const lc_emitter *e, int l)
 {
     return l >= 0 && l < e->n_layers && e->next > e->last_of[l];
+}
+
+int lc_emitter_layer_begin(void *emitter, lc_model *m, int l)
+{
+    lc_emitter *e = emitter;
+    return lc_model_load_layer(m, e->in, l);
+}
+
+int lc_emitter_layer_end(void *emitter, lc_model *m, int l)
+{
+    lc_emitter *e = emitter;
+    if (lc_emitter_layer(e, l))
+        return -1;
+    if (lc_emitter_layer_out(e, l))
+        lc_model_drop_layer(m, l);
+    return 0;
 }
 
 void lc_emitter_release(lc_emitter *e)

@@ -31,11 +31,13 @@ typedef struct lc_calib_opts {
     int independent;    /* 1: every layer's statistics come from the *uncompressed* model (one
                          * pass per layer: the layer's input is the original model's, as
                          * SVD-LLM's whitening profiles it); 0 (default): sequential */
-    /* optional, called with the run's ud: before a layer's first pass (a lazy
-     * model loads the layer there, lc_model_load_layer) and after its last
-     * (the tool writes the layer's tensors and drops them) */
+    /* optional, called with hook_ud (or the run's ud when NULL): before a
+     * layer's first pass (a lazy model loads the layer there,
+     * lc_model_load_layer) and after its last (the tool writes the layer's
+     * tensors and drops them); lc_emitter_layer_begin / _end below do both */
     int (*layer_begin)(void *ud, lc_model *m, int layer);
     int (*layer_end)(void *ud, lc_model *m, int layer);
+    void *hook_ud;
 } lc_calib_opts;
 
 void lc_calib_opts_default(lc_calib_opts *o);
@@ -104,6 +106,11 @@ int lc_emitter_upto(lc_emitter *e, int i);
 int lc_emitter_layer(lc_emitter *e, int l);
 /* Whether every tensor of layer l was written. */
 int lc_emitter_layer_out(const lc_emitter *e, int l);
+/* Calibration hooks (lc_calib_opts.layer_begin / layer_end, hook_ud = the
+ * emitter) for a lazy model read from e->in: load layer l; write what is
+ * final after it and drop the layer once all of it is out. */
+int lc_emitter_layer_begin(void *emitter, lc_model *m, int l);
+int lc_emitter_layer_end(void *emitter, lc_model *m, int l);
 void lc_emitter_release(lc_emitter *e);
 
 /* k distinct indices from [0, n), sorted, chosen with GSL's MT19937 seeded

@@ -378,25 +378,6 @@ static int output_one(void *ud, int i)
     return rc;
 }
 
-/* The calibration's layer hooks for a lazy model (calib.h). */
-static int layer_begin(void *ud, lc_model *m, int l)
-{
-    fctx *f = ud;
-    return f->lazy ? lc_model_load_layer(m, f->in, l) : 0;
-}
-
-static int layer_end(void *ud, lc_model *m, int l)
-{
-    fctx *f = ud;
-    if (!f->lazy)
-        return 0;
-    if (lc_emitter_layer(&f->em, l))
-        return -1;
-    if (lc_emitter_layer_out(&f->em, l))
-        lc_model_drop_layer(m, l);
-    return 0;
-}
-
 int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_opts *o, char *note, size_t nn)
 {
     lc_config cfg;
@@ -446,7 +427,8 @@ int lc_factorize_model(lc_container *in, lc_container *out, const lc_factorize_o
     if (calib) {
         lc_log("lc-lowrank: calibrating on '%s' (%d x %d tokens)\n", o->calib.text, o->calib.nsamples, o->calib.seqlen);
         lc_calib_opts co = o->calib;
-        co.layer_begin = layer_begin, co.layer_end = layer_end;
+        if (f.lazy)
+            co.layer_begin = lc_emitter_layer_begin, co.layer_end = lc_emitter_layer_end, co.hook_ud = &f.em;
         if (lc_calib_run(m, &tk, &co, layer_cb, &f, &cr))
             goto out;
         lc_log("lc-lowrank: calibration text %s (xxh64 %s): %lld tokens used of %lld, %.1f s\n", cr.text_name,

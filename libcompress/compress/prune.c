@@ -830,24 +830,6 @@ static int output_one(void *ud, int i)
     return rc;
 }
 
-/* The calibration's layer hooks (calib.h): one layer's linears loaded, and
- * the layer written and dropped once pruned. */
-static int layer_begin(void *ud, lc_model *m, int l)
-{
-    pctx *x = ud;
-    return lc_model_load_layer(m, x->in, l);
-}
-
-static int layer_end(void *ud, lc_model *m, int l)
-{
-    pctx *x = ud;
-    if (lc_emitter_layer(&x->em, l))
-        return -1;
-    if (lc_emitter_layer_out(&x->em, l))
-        lc_model_drop_layer(m, l);
-    return 0;
-}
-
 int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts *o, lc_prune_report *rep)
 {
     double t0 = lc_now();
@@ -958,7 +940,7 @@ int lc_prune_container(lc_container *in, lc_container *out, const lc_prune_opts 
         lc_log("lc-prune: calibrating on '%s' (%d x %d tokens, seed %llu)\n", o->calib.text, o->calib.nsamples,
                o->calib.seqlen, (unsigned long long)o->calib.seed);
         lc_calib_opts co = o->calib;
-        co.layer_begin = layer_begin, co.layer_end = layer_end;
+        co.layer_begin = lc_emitter_layer_begin, co.layer_end = lc_emitter_layer_end, co.hook_ud = &x.em;
         if (lc_calib_run(m, &tk, &co, layer_cb, &x, &rep->calib))
             goto out;
         rep->calibrated = 1;

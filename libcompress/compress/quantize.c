@@ -441,25 +441,6 @@ static int output_one(void *ud, int i)
     return rc;
 }
 
-/* The calibration's layer hooks: a lazy model holds one layer's linears,
- * and each layer goes out as soon as it is compressed (so a piped output
- * streams, and memory stays at one layer). */
-static int layer_begin(void *ud, lc_model *m, int l)
-{
-    qctx *q = ud;
-    return lc_model_load_layer(m, q->in, l);
-}
-
-static int layer_end(void *ud, lc_model *m, int l)
-{
-    qctx *q = ud;
-    if (lc_emitter_layer(&q->em, l))
-        return -1;
-    if (lc_emitter_layer_out(&q->em, l))
-        lc_model_drop_layer(m, l);
-    return 0;
-}
-
 int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opts *o, char *note, size_t nn)
 {
     lc_config cfg;
@@ -518,7 +499,7 @@ int lc_quantize_model(lc_container *in, lc_container *out, const lc_quantize_opt
         }
         lc_log("lc-quant: calibrating on '%s' (%d x %d tokens)\n", o->calib.text, o->calib.nsamples, o->calib.seqlen);
         lc_calib_opts co = o->calib;
-        co.layer_begin = layer_begin, co.layer_end = layer_end;
+        co.layer_begin = lc_emitter_layer_begin, co.layer_end = lc_emitter_layer_end, co.hook_ud = &q.em;
         if (lc_calib_run(m, &tk, &co, layer_cb, &q, &cr))
             goto out;
         lc_log("lc-quant: calibration text %s (xxh64 %s): %lld tokens used of %lld, %.1f s\n", cr.text_name,
