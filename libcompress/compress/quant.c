@@ -99,31 +99,7 @@ static double group_sse_ref(const double *x, int G, const lc_qgrid *g, int maxq)
  * equally far, |d| and d * d are the same, and the clamp to [0, maxq] maps
  * both to one code at the ends. */
 __attribute__((target("avx2,fma"))) static double group_sse_avx2(const double *x, int G, const lc_qgrid *g,
-                                                                 int maxq, int floats)
-{
-    const __m256d sv = _mm256_set1_pd((double)g->s), zv = _mm256_set1_pd((double)g->z);
-    const __m256d iv = _mm256_set1_pd(1.0 / (double)g->s);
-    const __m256d hi = _mm256_set1_pd((double)maxq), zero = _mm256_setzero_pd();
-    const __m128 sf = _mm_set1_ps(g->s);
-    __m256d acc = _mm256_setzero_pd();
-    int j = 0;
-    for (; j + 4 <= G; j += 4) {
-        __m256d xv = _mm256_loadu_pd(x + j);
-        __m256d r = floats ? _mm256_mul_pd(xv, iv) : _mm256_div_pd(xv, sv);
-        __m256d q = _mm256_round_pd(r, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        q = _mm256_min_pd(_mm256_max_pd(_mm256_add_pd(q, zv), zero), hi);
-        __m128 dq = _mm_mul_ps(sf, _mm256_cvtpd_ps(_mm256_sub_pd(q, zv)));
-        __m256d d = _mm256_sub_pd(xv, _mm256_cvtps_pd(dq));
-        acc = _mm256_fmadd_pd(d, d, acc);
-    }
-    double e[4];
-    _mm256_storeu_pd(e, acc);
-    for (; j < G; j++) {
-        double d = x[j] - (double)lc_qgrid_deq(lc_qgrid_code(x[j], g, maxq), g);
-        e[j % 4] = fma(d, d, e[j % 4]);
-    }
-    return (e[0] + e[1]) + (e[2] + e[3]);
-}
+                                                                 int maxq, int floats);
 
 /* How a grid is chosen: the vector path (exact for any x), the scalar
  * twin, or the vector path for binary32 x (group_sse_avx2). */
@@ -251,6 +227,12 @@ __attribute__((target("avx2,fma"), always_inline)) static inline double sse_from
         e[j % 4] = fma(d, d, e[j % 4]);
     }
     return (e[0] + e[1]) + (e[2] + e[3]);
+}
+
+__attribute__((target("avx2,fma"))) static double group_sse_avx2(const double *x, int G, const lc_qgrid *g,
+                                                                 int maxq, int floats)
+{
+    return sse_from(x, G, g, maxq, floats, INFINITY, 0, _mm256_setzero_pd());
 }
 
 /* Two grids at once (*e1, *e2; INFINITY for one that reached stop): two
