@@ -1,8 +1,11 @@
 /* Core helpers and the container: half floats, XXH64, tensors, HDF5 round trips. */
+#define _GNU_SOURCE
 #include <hdf5.h>
 #include <math.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "io/container.h"
@@ -423,6 +426,134 @@ static void test_untimed(void)
     free(a), free(b);
 }
 
+
+/* The stream form in-process: a writer onto a memory file, readers from the
+ * same bytes in memory, and from the file (seekable: records read where they
+ * lie); tensors and lineage come back bit for bit, in and out of order; a
+ * sequential reader refuses to go back; an unannounced writer holds the
+ * tensors and sends them at close; writing other than the announced tensors
+ * is refused. */
+static void test_stream(void)
+{
+    int fd = memfd_create("lc-test-stream", 0);
+    CHECK(fd >= 0, "memfd");
+    lc_container *w;
+    lc_config cfg = small_config();
+    lc_tokenizer tk;
+    CHECK(small_tokenizer(&tk) == 0, "tokenizer");
+    CHECK(lc_container_create_stream(fd, "mem", &w) == 0, "%s", lc_errmsg());
+    CHECK(lc_container_write_config(w, &cfg) == 0 && lc_container_write_tokenizer(w, &tk) == 0, "%s", lc_errmsg());
+    char *names[] = {"a", "q", "b"};
+    CHECK(lc_container_announce(w, names, 3) == 0, "%s", lc_errmsg());
+    lc_tensor t[3];
+    int64_t shp[2] = {3, 64};
+    lc_tensor_alloc_dense(&t[0], "a", LC_DT_F32, 2, shp);
+    CHECK(lc_tensor_alloc_quant(&t[1], "q", 2, 64, 4, 32, LC_QF_MIN) == 0, "%s", lc_errmsg());
+    lc_tensor_alloc_dense(&t[2], "b", LC_DT_BF16, 1, (int64_t[]){5});
+    for (int i = 0; i < 192; i++)
+        ((float *)t[0].data)[i] = (float)i / 3 - 7;
+    for (size_t i = 0; i < t[1].data_bytes; i++)
+        ((uint8_t *)t[1].data)[i] = (uint8_t)(i * 29 + 3);
+    for (size_t g = 0; g < t[1].n_groups; g++)
+        t[1].scales[g] = lc_f32_to_f16(0.02f * (float)(g + 1)), t[1].mins[g] = lc_f32_to_f16(-0.1f * (float)g);
+    for (int i = 0; i < 5; i++)
+        ((uint16_t *)t[2].data)[i] = lc_f32_to_bf16((float)i - 1.5f);
+    CHECK(lc_container_write_tensor(w, &t[1]) != 0 && strstr(lc_errmsg(), "not the one announced"),
+          "out of the announced order: %s", lc_errmsg());
+    for (int i = 0; i < 3; i++)
+        CHECK(lc_container_write_tensor(w, &t[i]) == 0, "write %s: %s", t[i].name, lc_errmsg());
+    char *argv[] = {"lc-test"};
+    CHECK(lc_container_add_lineage(w, NULL, "lc-test", 1, argv, "00ff", "streamed") == 0, "%s", lc_errmsg());
+    CHECK(lc_container_close(w) == 0, "close: %s", lc_errmsg());
+    off_t len = lseek(fd, 0, SEEK_END);
+    uint8_t *img = malloc((size_t)len);
+    CHECK(img && pread(fd, img, (size_t)len, 0) == len && memcmp(img, "LCSTREAM", 8) == 0, "stream bytes");
+    for (int how = 0; how < 4; how++) { /* memory; the file; a pipe, sequential; a pipe (spilled) */
+        lc_container *r = NULL;
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        int rc, saved = -1, pfd[2] = {-1, -1};
+        pid_t pid = -1;
+        if (how >= 2) { /* stdin from a child writing the stream into a pipe */
+            if (pipe(pfd) || (pid = fork()) < 0)
+                abort();
+            if (pid == 0) {
+                close(pfd[0]);
+                ssize_t wn = write(pfd[1], img, (size_t)len);
+                _exit(wn == len ? 0 : 1);
+            }
+            close(pfd[1]);
+            saved = dup(STDIN_FILENO);
+            dup2(pfd[0], STDIN_FILENO);
+            close(pfd[0]);
+        }
+        rc = how == 1 ? lc_container_open(path, &r) : how >= 2 ? lc_container_open("-", &r)
+                                                               : lc_container_open_memory(img, (size_t)len, "mem", &r);
+        CHECK(rc == 0, "open (%d): %s", how, lc_errmsg());
+        if (rc)
+            goto next;
+        if (how == 2)
+            lc_container_sequential(r);
+        lc_config c2;
+        CHECK(lc_container_read_config(r, &c2) == 0 && memcmp(&c2, &cfg, sizeof cfg) == 0, "config (%d)", how);
+        CHECK(lc_container_n_tensors(r) == 3 && strcmp(lc_container_tensor_name(r, 1), "q") == 0, "index (%d)", how);
+        for (int k = 0; k < 3; k++) {
+            lc_tensor x;
+            int i = how == 2 ? k : (k + 1) % 3; /* q, b, then a again (behind) */
+            CHECK(lc_container_read_tensor(r, t[i].name, &x) == 0, "read %s (%d): %s", t[i].name, how, lc_errmsg());
+            CHECK(x.data_bytes == t[i].data_bytes && memcmp(x.data, t[i].data, x.data_bytes) == 0, "%s data (%d)",
+                  t[i].name, how);
+            if (t[i].scales)
+                CHECK(memcmp(x.scales, t[i].scales, t[i].n_groups * 2) == 0 && memcmp(x.mins, t[i].mins, t[i].n_groups * 2) == 0,
+                      "%s scales (%d)", t[i].name, how);
+            lc_tensor_release(&x);
+        }
+        if (how == 2) {
+            lc_tensor x;
+            CHECK(lc_container_read_tensor(r, "a", &x) != 0 && strstr(lc_errmsg(), "not kept"),
+                  "sequential: going back refused: %s", lc_errmsg());
+        }
+        lc_lineage_row *rows;
+        size_t n;
+        CHECK(lc_container_read_lineage(r, &rows, &n) == 0 && n == 1 && strcmp(rows[0].note, "streamed") == 0,
+              "lineage (%d)", how);
+        if (n)
+            lc_lineage_free(rows, n);
+        char want[17];
+        snprintf(want, sizeof want, "%016llx", (unsigned long long)lc_hash_bytes(img, (size_t)len));
+        CHECK(strcmp(lc_container_digest(r), want) == 0, "digest = XXH64 of the stream (%d)", how);
+        lc_container_close(r);
+    next:
+        if (how >= 2) {
+            int st;
+            dup2(saved, STDIN_FILENO);
+            close(saved);
+            CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer child (%d)", how);
+        }
+    }
+    free(img);
+    close(fd);
+    /* without an announcement: held, then sent whole at close */
+    fd = memfd_create("lc-test-stream2", 0);
+    CHECK(lc_container_create_stream(fd, "mem2", &w) == 0 && lc_container_write_config(w, &cfg) == 0 &&
+              lc_container_write_tokenizer(w, &tk) == 0 && lc_container_write_tensor(w, &t[2]) == 0 &&
+              lc_container_write_tensor(w, &t[0]) == 0,
+          "%s", lc_errmsg());
+    CHECK(lseek(fd, 0, SEEK_END) == 0, "nothing sent before close without an announcement");
+    CHECK(lc_container_close(w) == 0, "%s", lc_errmsg());
+    lc_container *r;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    CHECK(lc_container_open(path, &r) == 0 && lc_container_n_tensors(r) == 2 &&
+              strcmp(lc_container_tensor_name(r, 0), "b") == 0,
+          "held stream: %s", lc_errmsg());
+    lc_container_close(r);
+    close(fd);
+    for (int i = 0; i < 3; i++)
+        lc_tensor_release(&t[i]);
+    lc_tokenizer_release(&tk);
+}
+
 int main(void)
 {
     test_begin("test_core");
@@ -433,5 +564,6 @@ int main(void)
     test_hostile();
     test_shape_overflow();
     test_untimed();
+    test_stream();
     return test_end("test_core");
 }
