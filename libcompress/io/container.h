@@ -10,7 +10,7 @@
  * takes tensor records as they are asked for and keeps each one it passes
  * for a second reading: a file that holds the stream is read again where it
  * lies, a pipe's records go to an unlinked temporary file in $TMPDIR, and a
- * sequential reader (lc_container_sequential) keeps none.  So a tool holds
+ * sequential reader of a pipe (lc_container_sequential) keeps none.  So a tool holds
  * one tensor of a piped model at a time.  Stdin that holds an HDF5 file, and
  * stdout that is a file (or a pipe with LC_PIPE_FORMAT=hdf5), are whole HDF5
  * images in memory.  With a path, tensors are read one at a time and the
@@ -91,9 +91,9 @@ int lc_container_copy_tensor(lc_container *src, lc_container *dst, const char *n
  * writer then sends each as it comes.  Ignored by other writers, and once a
  * tensor is written.  Writing another tensor, or fewer, is then an error. */
 int lc_container_announce(lc_container *c, char *const *names, int n);
-/* A reader whose caller visits each tensor once, in file order: a stream
- * reader then keeps no record for a second reading (going back is an
- * error).  No effect on a file. */
+/* A reader whose caller visits each tensor once, in file order: the
+ * reader of a piped stream then keeps no record for a second reading (going
+ * back is then an error); a file or a buffer is read again where it lies. */
 void lc_container_sequential(lc_container *c);
 
 /* Lineage: one row per tool applied. */
