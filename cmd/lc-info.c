@@ -71,7 +71,11 @@ static int run(const struct opts *o)
     FILE *f = open_memstream(&buf, &len);
     int rc = f ? 0 : lc_error("out of memory");
     if (!rc && o->digest) {
-        fprintf(f, "%s\n", lc_container_digest(c));
+        const char *d = lc_container_digest(c);
+        if (strcmp(d, "unknown") == 0) /* a stream cut short, an unreadable file: the reason is set */
+            rc = -1;
+        else
+            fprintf(f, "%s\n", d);
         goto done;
     }
     if (!rc && o->check) {

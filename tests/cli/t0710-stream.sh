@@ -77,6 +77,15 @@ check "a flipped byte: the record that fails its checksum is named" grep -q "rec
 { cat "$TMP/sq.lcs"; echo junk; } >"$TMP/long.lcs"
 run sh -c "lc-info - <'$TMP/long.lcs'"
 check "bytes after the end: exit 1" [ "$rc" = 1 ] && grep -q "bytes after the end record" "$TMP/err"
+head -c $((SIZE - 1)) "$TMP/sq.lcs" >"$TMP/cut"
+run sh -c "lc-info --digest - <'$TMP/cut'"
+check "--digest of a stream cut short: exit 1, nothing on stdout" [ "$rc" = 1 ] && [ ! -s "$TMP/out" ]
+run sh -c "lc-info --digest - <'$TMP/sq.lcs'"
+if command -v xxhsum >/dev/null 2>&1; then
+  check "--digest of a stream: the XXH64 of its bytes (xxhsum)" [ "$(cat "$TMP/out")" = "$(xxhsum -H1 <"$TMP/sq.lcs" | cut -d' ' -f1)" ]
+else
+  check "--digest of a piped stream: that of the same stream in a file" [ "$(cat "$TMP/out")" = "$(lc-info --digest "$TMP/sq.lcs")" ]
+fi
 # a stage whose input stops halfway: the next stage says so, and no file is left
 head -c $((SIZE / 2)) "$TMP/sq.lcs" >"$TMP/half"
 expect_fail_clean 1 "a stream cut halfway into a file writer" lc-export -q --to container -o "$TMP/never.h5" "$TMP/half"
