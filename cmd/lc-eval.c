@@ -200,7 +200,7 @@ static int open_input(const struct opts *o, lc_container **c, uint8_t **image, s
         return -1;
     if (*len == 0)
         return lc_error("<stdin>: empty input");
-    return lc_container_open_memory(*image, *len, "<stdin>", c);
+    return lc_container_open_memory_ref(*image, *len, "<stdin>", c); /* one copy: it goes on to stdout */
 }
 
 /* Copy a file to stdout (checked). */

@@ -129,10 +129,14 @@ static int run(const struct opts *o, int argc, char **argv)
         uint8_t *img = NULL;
         size_t len;
         lc_container *rd = NULL;
-        rc = lc_container_memory_image(mem, &img, &len) || lc_container_open_memory(img, len, o->source ? o->source : "synthetic", &rd) ||
+        /* the image once: the writer's copy goes before it is read */
+        rc = lc_container_memory_image(mem, &img, &len);
+        lc_container_close(mem);
+        mem = NULL;
+        rc = rc || lc_container_open_memory_ref(img, len, o->source ? o->source : "synthetic", &rd) ||
              lc_convert_dense(rd, out, (lc_dtype)o->dtype, rep.note, sizeof rep.note);
-        free(img);
         lc_container_close(rd);
+        free(img);
     }
     lc_container_close(mem);
     if (rc || lc_container_add_lineage(out, NULL, "lc-import", argc, argv, rep.digest, rep.note)) {

@@ -26,6 +26,7 @@ struct lc_container {
     int res_fd;           /* file writer: fd for reserving space ahead of HDF5 */
     uint64_t reserved;    /* bytes reserved from the start of the file */
     uint8_t *image;       /* stdin image (reader) */
+    int image_borrowed;   /* image is the caller's (lc_container_open_memory_ref): not freed */
     size_t image_len;
     char digest[17];
     char **names;         /* tensor names in file order */
@@ -429,7 +430,8 @@ static void container_free(lc_container *c)
     free_names(c->names, c->n_names);
     free(c->path);
     free(c->tmp_path);
-    free(c->image);
+    if (!c->image_borrowed)
+        free(c->image);
     free(c);
 }
 
@@ -757,6 +759,25 @@ static int open_stream(int fd, int own_fd, const uint8_t *mem, size_t len, const
 }
 
 void lc_container_sequential(lc_container *c) { c->sequential = 1; }
+
+int lc_container_open_memory_ref(const void *buf, size_t len, const char *label, lc_container **out)
+{
+    *out = NULL;
+    if (h5_init())
+        return -1;
+    if (len >= 8 && memcmp(buf, LC_STREAM_MAGIC, 8) == 0)
+        return open_stream(-1, 0, buf, len, NULL, 0, label, out);
+    lc_container *c = container_new(label);
+    if (!c)
+        return -1;
+    c->image_borrowed = 1; /* HDF5 reads it in place; it is the caller's */
+    if (image_attach(c, (uint8_t *)buf, len, label)) {
+        container_free(c);
+        return -1;
+    }
+    *out = c;
+    return 0;
+}
 
 int lc_container_open_memory(const void *buf, size_t len, const char *label, lc_container **out)
 {

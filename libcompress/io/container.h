@@ -44,8 +44,11 @@ typedef struct lc_container lc_container;
 /* Open for reading.  The input digest (XXH64 of the file bytes) is computed
  * lazily by lc_container_digest(). */
 int lc_container_open(const char *path, lc_container **out);
-/* Open from an in-memory file image (copied). */
+/* Open from an in-memory file image or stream (copied). */
 int lc_container_open_memory(const void *buf, size_t len, const char *label, lc_container **out);
+/* The same without the copy: buf is read in place and must outlive the
+ * container (a tool that passes the same bytes on, or that made them). */
+int lc_container_open_memory_ref(const void *buf, size_t len, const char *label, lc_container **out);
 /* Create for writing ("-" = stdout image). */
 int lc_container_create(const char *path, lc_container **out);
 /* Create a writer of the stream form onto fd (not closed; label names it in

@@ -251,6 +251,18 @@ static void test_roundtrip(void)
     CHECK(lc_container_memory_image(w2, &img, &len) == 0, "image: %s", lc_errmsg());
     lc_container_close(w2);
     lc_container *r2;
+    {   /* read in place, not copied: the bytes stay the caller's */
+        lc_container *rr;
+        uint8_t *keep = malloc(len);
+        memcpy(keep, img, len);
+        CHECK(lc_container_open_memory_ref(img, len, "ref", &rr) == 0, "open in place: %s", lc_errmsg());
+        CHECK(rr && lc_container_read_tensor(rr, "q1", &x) == 0 && memcmp(x.mins, q[1].mins, x.n_groups * 2) == 0,
+              "in place: tensor intact");
+        lc_tensor_release(&x);
+        lc_container_close(rr);
+        CHECK(memcmp(keep, img, len) == 0, "in place: the image is unchanged, and still the caller's");
+        free(keep);
+    }
     CHECK(lc_container_open_memory(img, len, "img", &r2) == 0, "open image: %s", lc_errmsg());
     free(img);
     if (r2) {
@@ -530,6 +542,15 @@ static void test_stream(void)
             close(saved);
             CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0, "writer child (%d)", how);
         }
+    }
+    {   /* the stream read in place */
+        lc_container *rr;
+        lc_tensor x;
+        CHECK(lc_container_open_memory_ref(img, (size_t)len, "ref", &rr) == 0, "stream in place: %s", lc_errmsg());
+        CHECK(rr && lc_container_read_tensor(rr, "q", &x) == 0 && memcmp(x.data, t[1].data, x.data_bytes) == 0,
+              "stream in place: q intact");
+        lc_tensor_release(&x);
+        lc_container_close(rr);
     }
     free(img);
     close(fd);
