@@ -1168,19 +1168,6 @@ static void unreserve(lc_container *c)
             lc_log("%s: cannot release reserved space: %s\n", c->path, strerror(errno));
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w, n -= (size_t)w;
-    }
-    return 0;
-}
-
 int lc_container_close(lc_container *c)
 {
     if (!c)
@@ -1208,8 +1195,7 @@ int lc_container_close(lc_container *c)
         if (!rc && H5Fflush(c->file, H5F_SCOPE_GLOBAL) >= 0)
             n = H5Fget_file_image(c->file, NULL, 0);
         if (!rc && n > 0 && (img = malloc((size_t)n)) && H5Fget_file_image(c->file, img, (size_t)n) == n) {
-            if (write_all(STDOUT_FILENO, img, (size_t)n))
-                rc = lc_error("cannot write container to stdout: %s", strerror(errno));
+            rc = lc_write_all(STDOUT_FILENO, img, (size_t)n, "stdout");
         } else if (!rc) {
             rc = lc_error("cannot build the output image: %s", h5_detail());
         }
@@ -1480,13 +1466,7 @@ const char *lc_container_tensor_name(const lc_container *c, int i)
     return i >= 0 && i < c->n_names ? c->names[i] : NULL;
 }
 
-int lc_container_has_tensor(const lc_container *c, const char *name)
-{
-    for (int i = 0; i < c->n_names; i++)
-        if (strcmp(c->names[i], name) == 0)
-            return 1;
-    return 0;
-}
+int lc_container_has_tensor(const lc_container *c, const char *name) { return index_of(c, name) >= 0; }
 
 static int valid_name(const char *name)
 {

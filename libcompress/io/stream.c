@@ -34,7 +34,7 @@ static uint64_t get_le(const uint8_t *p, int n)
     return v;
 }
 
-static int write_all(int fd, const void *buf, size_t n, const char *label)
+int lc_write_all(int fd, const void *buf, size_t n, const char *label)
 {
     const uint8_t *p = buf;
     while (n) {
@@ -42,7 +42,7 @@ static int write_all(int fd, const void *buf, size_t n, const char *label)
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
-            return lc_error("cannot write the container stream to %s: %s", label,
+            return lc_error("cannot write the container to %s: %s", label,
                             w < 0 ? strerror(errno) : "short write");
         p += w, n -= (size_t)w;
     }
@@ -55,7 +55,7 @@ int lc_stream_put_magic(int fd, const char *label)
     memcpy(h, LC_STREAM_MAGIC, 8);
     put_le(h + 8, LC_STREAM_VERSION, 4);
     put_le(h + 12, 0, 4);
-    return write_all(fd, h, sizeof h, label);
+    return lc_write_all(fd, h, sizeof h, label);
 }
 
 int lc_stream_put(int fd, int kind, const char *name, const void *payload, size_t len, const char *label)
@@ -76,8 +76,8 @@ int lc_stream_put(int fd, int kind, const char *name, const void *payload, size_
     lc_hash_update(&x, h, REC_HEAD + nl);
     lc_hash_update(&x, payload, len);
     put_le(sum, lc_hash_final(&x), 8);
-    return write_all(fd, h, REC_HEAD + nl, label) || (len && write_all(fd, payload, len, label)) ||
-                   write_all(fd, sum, 8, label)
+    return lc_write_all(fd, h, REC_HEAD + nl, label) || (len && lc_write_all(fd, payload, len, label)) ||
+                   lc_write_all(fd, sum, 8, label)
                ? -1
                : 0;
 }
@@ -312,7 +312,7 @@ int lc_stream_keep(lc_stream *s, lc_rec *r)
         return 0;
     if (s->spill_fd < 0 && spill_open(s))
         return -1;
-    if (write_all(s->spill_fd, r->payload, r->len, "a temporary file"))
+    if (lc_write_all(s->spill_fd, r->payload, r->len, "a temporary file"))
         return lc_error_prefix("%s: keeping record '%s' for a second reading (set TMPDIR to a larger disk)",
                                s->label, r->name);
     r->loc.off = (int64_t)s->spill_len;

@@ -42,6 +42,9 @@ const char *lc_rec_kind_name(int kind);
 
 /* ---- writing -------------------------------------------------------------- */
 
+/* All n bytes to fd (EINTR retried); a failure names label ("stdout"). */
+int lc_write_all(int fd, const void *buf, size_t n, const char *label);
+
 /* The 16-byte stream header. */
 int lc_stream_put_magic(int fd, const char *label);
 /* One record; name may be NULL (empty). */
